@@ -1,0 +1,45 @@
+import { parentPort } from 'node:worker_threads';
+import { EncodeSession } from './EncodeSession.js';
+import type { FromWorker, ToWorker } from './messages.js';
+
+/** An encoder worker: owns some recordings and pumps each every 20 ms, off the main thread. */
+const port = parentPort!;
+const sessions = new Map<string, EncodeSession>();
+const send = (msg: FromWorker): void => port.postMessage(msg);
+
+function pumpAll(): void {
+  for (const [id, session] of sessions) {
+    try {
+      const result = session.pump();
+      if (result) {
+        sessions.delete(id);
+        send({ type: 'done', result });
+      }
+    } catch (err) {
+      sessions.delete(id);
+      send({ type: 'failed', id, message: (err as Error).message });
+    }
+  }
+}
+
+const timer = setInterval(pumpAll, 20);
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'start':
+      try {
+        sessions.set(msg.job.id, new EncodeSession(msg.job));
+      } catch (err) {
+        send({ type: 'failed', id: msg.job.id, message: (err as Error).message });
+      }
+      break;
+    case 'stop':
+      sessions.get(msg.id)?.stop(msg.endFrame, msg.force);
+      pumpAll();
+      break;
+    case 'shutdown':
+      clearInterval(timer);
+      port.close();
+      break;
+  }
+});

@@ -1,0 +1,40 @@
+import type { LineRingHandle } from '../ring/LineRing.js';
+
+/** What the main thread tells an encoder worker. */
+export type ToWorker =
+  | { type: 'start'; job: EncodeJob }
+  | { type: 'stop'; id: string; endFrame: number; force?: boolean }
+  | { type: 'shutdown' };
+
+export interface EncodeJob {
+  id: string;
+  path: string;
+  ring: LineRingHandle;
+  sampleRate: number;
+  startFrame: number;
+  /** Bits per second per channel. */
+  bitrate: number;
+  complexity: number;
+  pageFlushMs: number;
+  /** Audio younger than this stays unwritten, so an end signal up to this late still cuts exactly. */
+  holdMs: number;
+  serial: number;
+}
+
+export interface EncodeResult {
+  id: string;
+  /** Frames of line audio in the file (end - start on the sample clock). */
+  frames: number;
+  audioBytes: number;
+  audioSha256: string;
+  finalGranule: string;
+  /** Stretches the worker could not read in time and wrote as silence: [startFrame, frames]. */
+  overruns: Array<[number, number]>;
+  /** The end came later than `holdMs` after audio beyond it was written: the file runs on to there. */
+  clampedEnd: boolean;
+}
+
+/** What an encoder worker answers. */
+export type FromWorker =
+  | { type: 'done'; result: EncodeResult }
+  | { type: 'failed'; id: string; message: string };
