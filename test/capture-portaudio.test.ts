@@ -1,7 +1,6 @@
 import t from 'tap';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CaptureError } from '../daemon/capture/CaptureDevice.js';
 import { PortAudioCard, type PortAudioCardOptions } from '../daemon/capture/PortAudioCard.js';
 import { bestCorrelation, readWav, rms } from './helpers/audio.js';
 import { startPulseCard } from './helpers/pulseCard.js';
@@ -115,5 +114,5 @@ t.test('a missing device rejects with DEVICE_NOT_FOUND', async (t) => {
 });
 
 t.test('a queue shorter than 2 s is refused', async (t) => {
-  t.throws(() => new PortAudioCard(options({ maxQueue: 50 })), new CaptureError('BAD_FORMAT', 'pa0: framesPerBuffer*maxQueue holds 1.00 s of audio; at least 2 s is needed, or audio is lost when the main thread stalls (maxQueue >= 100)'));
+  t.throws(() => new PortAudioCard(options({ maxQueue: 50 })), { name: 'CaptureError', code: 'BAD_FORMAT', message: /holds 1\.00 s .*maxQueue >= 100/ });
 });

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { DeviceInfo, IoStreamRead } from 'naudiodon';
 import { CaptureError, type CaptureDevice } from './CaptureDevice.js';
 
@@ -14,6 +15,8 @@ export interface PortAudioCardOptions {
   maxQueue: number;
   /** Audio per JS read (one 'data' chunk), 1..100 ms. */
   readMs: number;
+  /** No data for this long while open is reported as DEVICE_READ_FAILED (default 5000; first data can take 2 s). */
+  stallMs?: number;
 }
 
 /** When naudiodon's queue is full it blocks PortAudio's callback and audio is lost: ride out main-thread stalls. */
@@ -43,6 +46,8 @@ export class PortAudioCard extends EventEmitter implements CaptureDevice {
   private stream: IoStreamRead | null = null;
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastData = 0;
 
   constructor(private readonly opts: PortAudioCardOptions) {
     super();
@@ -62,6 +67,7 @@ export class PortAudioCard extends EventEmitter implements CaptureDevice {
     const s = this.stream;
     if (s) {
       this.stream = null; // from here on no 'data' is emitted
+      clearInterval(this.watchdog);
       this.stopping = this.close(s);
     }
     await this.stopping;
@@ -102,16 +108,38 @@ export class PortAudioCard extends EventEmitter implements CaptureDevice {
     const stream = s;
     this.stream = stream;
     stream.on('data', (chunk: Buffer) => {
-      if (this.stream === stream) this.emit('data', chunk);
+      if (this.stream !== stream) return;
+      this.lastData = performance.now();
+      this.emit('data', chunk);
     });
     stream.on('error', (err: unknown) => this.fault(stream, String(err)));
     // Only quit() ends the stream; an end while open means the reader gave up.
     stream.on('end', () => this.fault(stream, 'stream ended'));
+    this.watch(stream);
+  }
+
+  /**
+   * A dead device (unplugged card, killed sound server) raises no error through PortAudio/naudiodon: the
+   * PortAudio thread ends and naudiodon's read waits forever. So a stall is the only sign of it.
+   */
+  private watch(stream: IoStreamRead): void {
+    const stallMs = this.opts.stallMs ?? 5000;
+    const every = Math.min(1000, stallMs / 2);
+    let tick = (this.lastData = performance.now());
+    this.watchdog = setInterval(() => {
+      const now = performance.now();
+      // A late tick means the main thread was blocked: data may be queued behind this timer.
+      if (now - tick > 2 * every) this.lastData = now;
+      tick = now;
+      if (now - this.lastData > stallMs) this.fault(stream, `no data for ${Math.round(now - this.lastData)} ms`);
+    }, every);
+    this.watchdog.unref();
   }
 
   private fault(stream: IoStreamRead, why: string): void {
     if (this.stream !== stream) return;
     this.stream = null;
+    clearInterval(this.watchdog);
     this.stopping = this.close(stream);
     this.emit('error', new CaptureError('DEVICE_READ_FAILED', `${this.id}: read failed: ${why}`, this.id));
   }
@@ -143,6 +171,7 @@ function validate(o: PortAudioCardOptions): void {
   if (!posInt(o.framesPerBuffer)) throw bad(`framesPerBuffer must be a positive integer, got ${o.framesPerBuffer}`);
   if (!posInt(o.maxQueue)) throw bad(`maxQueue must be a positive integer, got ${o.maxQueue}`);
   if (!posInt(o.readMs) || o.readMs > 100) throw bad(`readMs must be an integer 1..100, got ${o.readMs}`);
+  if (o.stallMs !== undefined && !(o.stallMs > 0)) throw bad(`stallMs must be positive, got ${o.stallMs}`);
   const held = (o.framesPerBuffer * o.maxQueue) / o.sampleRate;
   if (held < MIN_QUEUE_S) {
     const need = Math.ceil((MIN_QUEUE_S * o.sampleRate) / o.framesPerBuffer);

@@ -29,7 +29,7 @@ export interface Config {
   lines: LineConfig[];
   ring: { seconds: number };
   encode: { bitrate: number; complexity: number; workers: number };
-  recording: { pageFlushMs: number; maxDurationS: number; endReconcileMs: number };
+  recording: { pageFlushMs: number; lateEndMs: number; maxDurationS: number; endReconcileMs: number };
   signals: { host: string; port: number; token: string };
   control: { socket: string };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };

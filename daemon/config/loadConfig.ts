@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv } from 'ajv';
+import { compileSchemaFile } from './jsonSchema.js';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import type { Config } from './Config.js';
 
@@ -16,8 +16,7 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const schemaPath = resolve(repoRoot, 'config/schema.json');
 export const demoConfigPath = resolve(repoRoot, 'config/demo.yaml');
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validate = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
+const validate = compileSchemaFile(schemaPath);
 
 /** Reads, validates and resolves a YAML config; every problem names its key and line. */
 export function loadConfig(file: string): Config {

@@ -17,6 +17,8 @@ export interface PulseCard {
   readonly sampleRate: number;
   /** Plays a WAV file into line K (0-based); the child exits when the file ends. */
   play(line: number, file: string): ChildProcess;
+  /** Kills PulseAudio at once, as a card that disappears mid-capture. */
+  crash(): void;
   /** Stops the players and PulseAudio, restores HOME/XDG_RUNTIME_DIR; idempotent. */
   stop(): Promise<void>;
 }
@@ -83,6 +85,7 @@ export async function startPulseCard(lines: number, sampleRate: number): Promise
       p.once('exit', () => players.delete(p));
       return p;
     },
+    crash: () => void (alive(pid) && process.kill(pid, 'SIGKILL')),
     stop: () => (stopped ??= stop()),
   };
 }

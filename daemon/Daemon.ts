@@ -1,0 +1,105 @@
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from './config/Config.js';
+import { CallManager } from './calls/CallManager.js';
+import { ControlServer } from './control/ControlServer.js';
+import { AudioPath } from './recorder/AudioPath.js';
+import { CallService } from './services/CallService.js';
+import { ServiceError } from './services/errors.js';
+import { PbxListener } from './signals/PbxListener.js';
+import { recoverInterrupted } from './store/recoverInterrupted.js';
+import { indexPath } from './store/recordingPaths.js';
+import { RecordingStore } from './store/RecordingStore.js';
+
+export interface DaemonStatus {
+  version: string;
+  startedAt: string;
+  uptimeS: number;
+  lines: number;
+  activeRecordings: number;
+  recordingsStored: number;
+  cards: Array<{ id: string; backend: string; framesCaptured: number; gaps: number; faulted: boolean }>;
+  pbx: { host: string; port: number };
+  socket: string;
+}
+
+/** Wires the rooms together: store, audio path, calls, the PBX door and the control socket. */
+export class Daemon {
+  store!: RecordingStore;
+  path!: AudioPath;
+  calls!: CallManager;
+  service!: CallService;
+  private pbx!: PbxListener;
+  private control!: ControlServer;
+  pbxAddress = { host: '', port: 0 };
+  private readonly startedAt = new Date();
+  private readonly startedMono = performance.now();
+
+  constructor(readonly cfg: Config, readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    mkdirSync(this.cfg.dataDir, { recursive: true, mode: 0o750 });
+    this.store = await RecordingStore.open(indexPath(this.cfg.dataDir));
+    const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
+    if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');
+    this.path = new AudioPath(this.cfg, this.log);
+    await this.path.start();
+    this.calls = new CallManager(this.cfg, this.path, this.store, this.log);
+    this.service = new CallService(this.cfg, this.store);
+    this.pbx = new PbxListener({ ...this.cfg.signals, hasLine: (id) => this.path.hasLine(id) }, this.calls, this.log);
+    this.pbxAddress = await this.pbx.start();
+    this.control = new ControlServer(this.cfg.control.socket, this.controlMethods(), this.log);
+    await this.control.start();
+    this.log.info({ pbx: this.pbxAddress, socket: this.cfg.control.socket, lines: this.path.lineIds().length }, 'callrecd ready');
+  }
+
+  /** Stops taking calls, closes every open recording cleanly, then the devices and the store. */
+  async stop(): Promise<void> {
+    await this.pbx?.stop();
+    await this.calls?.closeAll();
+    await this.control?.stop();
+    await this.path?.stop();
+    await this.store?.close();
+    this.log.info('callrecd stopped');
+  }
+
+  async status(): Promise<DaemonStatus> {
+    return {
+      version: '0.1.0',
+      startedAt: this.startedAt.toISOString(),
+      uptimeS: Math.round((performance.now() - this.startedMono) / 1000),
+      lines: this.path.lineIds().length,
+      activeRecordings: this.calls.activeCount,
+      recordingsStored: await this.store.count(),
+      cards: this.path.cardStatus(),
+      pbx: this.pbxAddress,
+      socket: this.cfg.control.socket,
+    };
+  }
+
+  private controlMethods(): Record<string, (p: Record<string, unknown>) => Promise<unknown>> {
+    const str = (p: Record<string, unknown>, k: string): string | undefined => {
+      const v = p[k];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'string') throw new ServiceError('bad_request', `${k}: must be a string`);
+      return v;
+    };
+    return {
+      'calls.list': (p) =>
+        this.service.list({
+          ...(str(p, 'from') !== undefined ? { from: str(p, 'from')! } : {}),
+          ...(str(p, 'to') !== undefined ? { to: str(p, 'to')! } : {}),
+          ...(str(p, 'caller') !== undefined ? { caller: str(p, 'caller')! } : {}),
+          ...(str(p, 'agent') !== undefined ? { agent: str(p, 'agent')! } : {}),
+          includeDestroyed: p.includeDestroyed === true,
+        }),
+      'calls.show': (p) => this.service.show(str(p, 'id') ?? ''),
+      'calls.export': async (p) => {
+        const format = str(p, 'format');
+        if (format !== 'opus' && format !== 'wav') throw new ServiceError('bad_request', 'format: opus or wav');
+        return { data: (await this.service.export(str(p, 'id') ?? '', format)).toString('base64') };
+      },
+      status: () => this.status(),
+    };
+  }
+}

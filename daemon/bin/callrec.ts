@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+import { writeFileSync, renameSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/loadConfig.js';
+import { callDaemon, ControlCallError } from '../cli/ControlClient.js';
+import { formatList, formatRecord } from '../cli/format.js';
+import type { RecordingRecord } from '../store/RecordingMeta.js';
+
+/** Exit codes (a contract): 0 ok, 1 failure, 2 usage, 3 not logged in, 4 not found. */
+const EXIT = { ok: 0, failure: 1, usage: 2, notLoggedIn: 3, notFound: 4 } as const;
+
+const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
+  calls list [--json] [--from T] [--to T] [--caller N] [--agent ID] [--include-destroyed]
+  calls show ID [--json]
+  calls export ID --format wav|opus -o FILE
+  status [--json]
+T: an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC); --from inclusive, --to exclusive.
+The socket: --socket, else $CALLREC_SOCKET, else the one in --config FILE, else /run/callrec/callrec.sock.`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      socket: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      caller: { type: 'string' },
+      agent: { type: 'string' },
+      'include-destroyed': { type: 'boolean' },
+      format: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const socket = values.socket ?? process.env.CALLREC_SOCKET ?? (values.config ? loadConfig(values.config).control.socket : '/run/callrec/callrec.sock');
+  const [group, verb, id, ...rest] = positionals;
+  const out = (s: string): boolean => process.stdout.write(s);
+  const needId = (): string => {
+    if (!id || rest.length > 0) throw new UsageError(`calls ${verb}: exactly one recording ID`);
+    return id;
+  };
+  if (group === 'status' && positionals.length === 1) {
+    const st = await callDaemon(socket, 'status');
+    out(values.json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st as Record<string, unknown>));
+    return EXIT.ok;
+  }
+  if (group !== 'calls') throw new UsageError(group ? `unknown command: ${positionals.join(' ')}` : 'no command');
+  switch (verb) {
+    case 'list': {
+      if (id) throw new UsageError('calls list takes no ID');
+      const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true };
+      const recs = (await callDaemon(socket, 'calls.list', params)) as RecordingRecord[];
+      out(values.json ? `${JSON.stringify(recs, null, 2)}\n` : formatList(recs));
+      return EXIT.ok;
+    }
+    case 'show': {
+      const rec = (await callDaemon(socket, 'calls.show', { id: needId() })) as RecordingRecord;
+      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : formatRecord(rec));
+      return EXIT.ok;
+    }
+    case 'export': {
+      const rid = needId();
+      if (values.format !== 'wav' && values.format !== 'opus') throw new UsageError('calls export: --format wav|opus is required');
+      if (!values.output) throw new UsageError('calls export: -o FILE is required');
+      const { data } = (await callDaemon(socket, 'calls.export', { id: rid, format: values.format })) as { data: string };
+      // Written beside the target and renamed, so a failed export never leaves half a file.
+      const tmp = `${values.output}.part`;
+      writeFileSync(tmp, Buffer.from(data, 'base64'), { mode: 0o600 });
+      renameSync(tmp, values.output);
+      if (process.stderr.isTTY) process.stderr.write(`exported ${rid} to ${values.output}\n`);
+      return EXIT.ok;
+    }
+    default:
+      throw new UsageError(`unknown command: calls ${verb ?? ''}`.trim());
+  }
+}
+
+function formatStatus(st: Record<string, unknown>): string {
+  const cards = (st.cards as Array<Record<string, unknown>>).map((c) => `  card ${c.id} (${c.backend}): ${c.framesCaptured} frames, ${c.gaps} gaps${c.faulted ? ', FAULT' : ''}`);
+  return [`callrecd ${st.version}, up ${st.uptimeS} s`, `lines: ${st.lines}, recording now: ${st.activeRecordings}, stored: ${st.recordingsStored}`, ...cards, ''].join('\n');
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`callrec: ${err.message}\n${USAGE}\n`);
+      process.exit(EXIT.usage);
+    }
+    process.stderr.write(`callrec: ${err.message}\n`);
+    if (err instanceof ControlCallError && err.code === 'not_found') process.exit(EXIT.notFound);
+    if (err instanceof ControlCallError && err.code === 'bad_request') process.exit(EXIT.usage);
+    process.exit(EXIT.failure);
+  },
+);

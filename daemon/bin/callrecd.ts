@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { loadConfig, ConfigError } from '../config/loadConfig.js';
+import { createLogger } from '../ops/logger.js';
+import { Daemon } from '../Daemon.js';
+import { separateNativeStdout } from '../../native/libc.js';
+
+const USAGE = 'usage: callrecd --config FILE | callrecd --check-config FILE';
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ options: { config: { type: 'string' }, 'check-config': { type: 'string' }, help: { type: 'boolean' } } }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const file = args['check-config'] ?? args.config;
+  if (!file) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  let cfg;
+  try {
+    cfg = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (args['check-config']) {
+    process.stdout.write(`${file}: valid\n`);
+    return 0;
+  }
+  const log = createLogger(cfg.log.level, separateNativeStdout());
+  const daemon = new Daemon(cfg, log);
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'callrecd could not start');
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping: finalising open recordings');
+      daemon.stop().then(
+        () => resolve(0),
+        (err: Error) => {
+          log.error({ err: err.message }, 'unclean stop');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => setTimeout(() => process.exit(code), 50),
+  (err: Error) => {
+    process.stderr.write(`callrecd: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,73 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { ServiceError } from '../services/errors.js';
+import type { ControlRequest, ControlResponse } from './protocol.js';
+
+export type ControlHandler = (params: Record<string, unknown>) => Promise<unknown>;
+
+const MAX_REQUEST_BYTES = 64 * 1024;
+
+/**
+ * The local Unix socket the `callrec` CLI talks to. Until personal logins exist, its file mode (0660,
+ * in a 0750 directory) is the only guard.
+ */
+export class ControlServer {
+  private server: Server | null = null;
+
+  constructor(private readonly path: string, private readonly methods: Record<string, ControlHandler>, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o750 });
+    rmSync(this.path, { force: true });
+    const server = createServer((sock) => this.serve(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => resolve());
+    });
+    chmodSync(this.path, 0o660);
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(this.path, { force: true });
+  }
+
+  private serve(sock: Socket): void {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('error', () => sock.destroy());
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_REQUEST_BYTES) return void sock.destroy();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void this.answer(line).then((res) => sock.write(`${JSON.stringify(res)}\n`));
+      }
+    });
+  }
+
+  private async answer(line: string): Promise<ControlResponse> {
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      return { id: 0, ok: false, error: { code: 'bad_request', message: 'not JSON' } };
+    }
+    const method = Object.hasOwn(this.methods, req.method) ? this.methods[req.method] : undefined;
+    if (!method) return { id: req.id, ok: false, error: { code: 'bad_request', message: `unknown method ${String(req.method)}` } };
+    try {
+      return { id: req.id, ok: true, result: await method(req.params ?? {}) };
+    } catch (err) {
+      if (err instanceof ServiceError) return { id: req.id, ok: false, error: { code: err.code, message: err.message } };
+      this.log.error({ method: req.method, err: (err as Error).message }, 'control request failed');
+      return { id: req.id, ok: false, error: { code: 'internal', message: 'internal error (see the daemon log)' } };
+    }
+  }
+}

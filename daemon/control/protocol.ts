@@ -1,0 +1,13 @@
+/**
+ * The control socket's protocol: one JSON object per line each way. A request names a method; the
+ * answer carries the same `id` and either a result or an error with a stable code.
+ */
+export interface ControlRequest {
+  id: number;
+  method: string;
+  params: Record<string, unknown>;
+}
+
+export type ControlResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: string; message: string } };

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/Config.js';
+import { normalizeNumber } from '../calls/callerNumber.js';
+import { wavBytes } from '../capture/wav.js';
+import { decodeOggOpus } from '../store/ogg/decodeOggOpus.js';
+import { isTombstone, type RecordingRecord } from '../store/RecordingMeta.js';
+import { audioPath } from '../store/recordingPaths.js';
+import { RECORDING_ID } from '../store/recordingId.js';
+import type { RecordingStore } from '../store/RecordingStore.js';
+import { ServiceError } from './errors.js';
+
+export interface ListParams {
+  from?: string;
+  to?: string;
+  caller?: string;
+  agent?: string;
+  includeDestroyed?: boolean;
+}
+
+/** Search, show and export recordings: the one place the API and the CLI both go through. */
+export class CallService {
+  constructor(private readonly cfg: Config, private readonly store: RecordingStore) {}
+
+  async list(p: ListParams): Promise<RecordingRecord[]> {
+    const caller = p.caller === undefined ? undefined : (normalizeNumber(p.caller, this.cfg.phone.defaultRegion) ?? `raw:${p.caller}`);
+    return this.store.list({
+      ...(p.from !== undefined ? { from: toUtcBound(p.from, 'from') } : {}),
+      ...(p.to !== undefined ? { to: toUtcBound(p.to, 'to') } : {}),
+      ...(caller !== undefined ? { caller } : {}),
+      ...(p.agent !== undefined ? { agentId: p.agent } : {}),
+      includeDestroyed: p.includeDestroyed === true,
+    });
+  }
+
+  async show(id: string): Promise<RecordingRecord> {
+    if (!RECORDING_ID.test(id)) throw new ServiceError('not_found', `no recording ${JSON.stringify(id)}`);
+    const rec = await this.store.get(id);
+    if (!rec) throw new ServiceError('not_found', `no recording ${id}`);
+    return rec;
+  }
+
+  /** The recording's audio as Ogg Opus, or decoded to WAV at the line's rate; checked against its hash. */
+  async export(id: string, format: 'opus' | 'wav'): Promise<Buffer> {
+    const rec = await this.show(id);
+    if (isTombstone(rec)) throw new ServiceError('not_found', `recording ${id} was destroyed`);
+    if (rec.status === 'recording') throw new ServiceError('bad_request', `recording ${id} is still being recorded`);
+    const bytes = await readFile(audioPath(this.cfg.dataDir, id, rec.startedAt));
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (rec.audioSha256 && sha !== rec.audioSha256) throw new ServiceError('integrity', `recording ${id}: audio does not match its SHA-256`);
+    if (format === 'opus') return bytes;
+    return wavBytes(decodeOggOpus(bytes, rec.codec.sampleRate));
+  }
+}
+
+/** An RFC 3339 time or a date (midnight UTC) as the fixed-width UTC string the index sorts by. */
+export function toUtcBound(value: string, name: string): string {
+  const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) throw new ServiceError('bad_request', `--${name}: not an RFC 3339 time or a date: ${value}`);
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,93 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { CallManager } from '../calls/CallManager.js';
+import { SignalError, validateEvent } from './validateEvent.js';
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export interface PbxListenerOptions {
+  host: string;
+  port: number;
+  token: string;
+  hasLine: (id: string) => boolean;
+}
+
+/**
+ * The PBX's door (docs/pbx-protocol.md): POST /pbx/v1/events with a bearer token. Checks run in the
+ * documented order: token, size, JSON, fields; then the call manager answers.
+ */
+export class PbxListener {
+  private server: Server | null = null;
+  private readonly tokenHash: Buffer;
+
+  constructor(private readonly opts: PbxListenerOptions, private readonly calls: CallManager, private readonly log: Logger) {
+    this.tokenHash = sha256(opts.token);
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.post('/pbx/v1/events', (req, res, next) => this.authorize(req, next), express.raw({ type: () => true, limit: MAX_BODY_BYTES }), (req, res, next) => {
+      this.accept(req, res).catch(next);
+    });
+    app.use((_req: Request, res: Response) => {
+      send(res, new SignalError(404, 'not_found', 'no such endpoint: the PBX posts to /pbx/v1/events'));
+    });
+    app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+      if (err instanceof SignalError) return send(res, err);
+      const e = err as { type?: string; status?: number };
+      if (e.type === 'entity.too.large' || e.status === 413) return send(res, new SignalError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`));
+      if (e.status && e.status >= 400 && e.status < 500) return send(res, new SignalError(400, 'malformed_json', 'the body could not be read'));
+      this.log.error({ err: (err as Error).message }, 'PBX signal failed');
+      res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server = app.listen(this.opts.port, this.opts.host, (err?: Error) => (err ? reject(err) : resolve()));
+      this.server.once('error', reject);
+    });
+    const addr = this.server!.address();
+    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
+    return { host: this.opts.host, port };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private authorize(req: Request, next: NextFunction): void {
+    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    if (!m || !timingSafeEqual(sha256(m[1]!), this.tokenHash)) return next(new SignalError(401, 'unauthorized', 'a valid bearer token is required'));
+    next();
+  }
+
+  private async accept(req: Request, res: Response): Promise<void> {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new SignalError(400, 'malformed_json', 'the body is not valid JSON');
+    }
+    const ev = validateEvent(body, this.opts.hasLine);
+    const outcome = await this.calls.handle(ev);
+    if (outcome.status === 'duplicate') res.status(200).json({ status: 'duplicate' });
+    else res.status(202).json({ status: 'accepted', recordingId: outcome.recordingId });
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function send(res: Response, err: SignalError): void {
+  res.status(err.status).json(err.toJSON());
+}
