@@ -116,3 +116,17 @@ t.test('a missing device rejects with DEVICE_NOT_FOUND', async (t) => {
 t.test('a queue shorter than 2 s is refused', async (t) => {
   t.throws(() => new PortAudioCard(options({ maxQueue: 50 })), { name: 'CaptureError', code: 'BAD_FORMAT', message: /holds 1\.00 s .*maxQueue >= 100/ });
 });
+
+// Last: it kills the card's sound server.
+t.test('a card that disappears is reported as DEVICE_READ_FAILED', async (t) => {
+  const pa = new PortAudioCard(options());
+  await pa.start();
+  await nextData(pa);
+  const failed = new Promise<Error>((res) => pa.once('error', res));
+  const t0 = performance.now();
+  card.crash();
+  t.match(await failed, { name: 'CaptureError', code: 'DEVICE_READ_FAILED' });
+  t.comment(`reported ${(performance.now() - t0).toFixed(0)} ms after the server died`);
+  await pa.stop();
+  await t.rejects(pa.start(), { name: 'CaptureError' }, 'reopening a dead card rejects');
+});
