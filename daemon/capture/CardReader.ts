@@ -42,6 +42,8 @@ export class CardReader extends EventEmitter {
   private received = 0;
   private carry: Buffer = Buffer.alloc(0);
   private held: Int16Array[] = [];
+  /** When the newest held chunk arrived: its last frame was captured then, so the deficit is judged there. */
+  private heldArrival = 0;
   private settleTimer: NodeJS.Timeout | null = null;
   private readonly frameBytes: number;
   private readonly thresholdFrames: number;
@@ -85,11 +87,13 @@ export class CardReader extends EventEmitter {
     }
     if (this.held.length > 0) {
       this.held.push(samples);
+      this.heldArrival = now;
       return;
     }
     const deficit = this.clock.deficit(this.received + frames, now);
     if (deficit > this.thresholdFrames) {
       this.held.push(samples);
+      this.heldArrival = now;
       this.settleTimer = setTimeout(() => this.settle(), this.settleMs);
       return;
     }
@@ -100,7 +104,7 @@ export class CardReader extends EventEmitter {
   private settle(): void {
     this.settleTimer = null;
     const heldFrames = this.held.reduce((n, s) => n + s.length / this.device.channels, 0);
-    const deficit = Math.round(this.clock.deficit(this.received + heldFrames, performance.now()));
+    const deficit = Math.round(this.clock.deficit(this.received + heldFrames, this.heldArrival));
     if (deficit > this.thresholdFrames) {
       const gap: Gap = {
         frame: this.received,
