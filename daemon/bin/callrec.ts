@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  const socket = values.socket ?? process.env.CALLREC_SOCKET ?? (values.config ? loadConfig(values.config).control.socket : '/run/callrec/callrec.sock');
+  const socket = values.socket || process.env.CALLREC_SOCKET || (values.config ? loadConfig(values.config).control.socket : '/run/callrec/callrec.sock');
   const [group, verb, id, ...rest] = positionals;
   const out = (s: string): boolean => process.stdout.write(s);
   const needId = (): string => {

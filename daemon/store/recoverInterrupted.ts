@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { repairOggOpus } from './ogg/repairOggOpus.js';
@@ -17,8 +18,9 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     const bytes = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
     const fixed = repairOggOpus(bytes, { channels: meta.codec.channels, preSkip: PRE_SKIP_48K, inputSampleRate: meta.codec.sampleRate, outputGain: 0 });
     const tmp = `${file}.repair`;
-    writeFileSync(tmp, fixed.bytes, { mode: 0o640 });
+    writeDurably(tmp, fixed.bytes);
     renameSync(tmp, file);
+    syncDir(dirname(file));
     const durationMs = Math.max(0, Math.round(Number(fixed.finalGranule - BigInt(PRE_SKIP_48K)) / 48));
     meta.status = 'end_unknown';
     meta.durationMs = durationMs;
@@ -30,4 +32,24 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     log.warn({ recordingId: meta.id, cutBytes: fixed.cutBytes, durationMs }, 'recording repaired after an unclean stop');
   }
   return open.length;
+}
+
+/** Written and synced before the rename, so a second crash finds either the old file or the new one. */
+function writeDurably(path: string, bytes: Buffer): void {
+  const fd = openSync(path, 'w', 0o640);
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,0 +1,123 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { readWav } from './helpers/audio.js';
+import { signal, sleep, startTestDaemon, waitFor } from './helpers/testDaemon.js';
+import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
+import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
+
+const run = promisify(execFile);
+const CLI = resolve('dist/daemon/bin/callrec.js');
+const td = await startTestDaemon();
+t.teardown(() => td.stop());
+const socket = td.cfg.control.socket;
+
+async function callrec(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { env: { ...process.env, CALLREC_SOCKET: '', ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function record(callId: string, line: string, caller: string, agent: { id: string; name: string } | null, ms: number): Promise<RecordingMeta> {
+  const r = await td.post(signal('start', callId, { line, caller, serviceNumber: '029 497 002' }));
+  if (agent) await td.post(signal('answer', callId, { agent }));
+  await sleep(ms);
+  await td.post(signal('end', callId));
+  return waitFor(async () => {
+    const m = (await td.daemon.store.get(r.json.recordingId)) as RecordingMeta;
+    return m.audioSha256 ? m : null;
+  });
+}
+
+const tBefore = new Date().toISOString();
+const a = await record('cli-a', 'L1', '+358 40 555 0100', { id: 'aino.virtanen', name: 'Aino Virtanen' }, 1200);
+const tMiddle = new Date().toISOString();
+const b = await record('cli-b', 'L2', '*97', { id: 'timo.laine', name: 'Timo Laine' }, 600);
+const c = await record('cli-c', 'L3', '', null, 600);
+
+t.test('calls list --json: every recording, sorted by start, in the documented shape', async (t) => {
+  const r = await callrec(['--socket', socket, 'calls', 'list', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const list = JSON.parse(r.stdout) as RecordingMeta[];
+  t.same(list.map((m) => m.id), [a.id, b.id, c.id]);
+  const validate = compileSchemaFile(resolve('docs/schemas/recording.schema.json'));
+  for (const m of list) t.ok(validate(m), `${m.id} matches docs/schemas/recording.schema.json ${JSON.stringify(validate.errors)}`);
+  t.same(list.map((m) => m.callerClass), ['number', 'unparsable', 'anonymous']);
+  t.equal(list[0]!.callerNormalized, '+358405550100');
+  t.same(list[0]!.codec, { name: 'opus', sampleRate: 8000, channels: 1, bitrate: 16000, complexity: 5 });
+  t.equal(list[2]!.codec.channels, 2);
+});
+
+t.test('filters: time range (--from inclusive, --to exclusive), caller in any written form, adviser', async (t) => {
+  const ids = async (...args: string[]): Promise<string[]> => {
+    const r = await callrec(['--socket', socket, 'calls', 'list', '--json', ...args]);
+    t.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as RecordingMeta[]).map((m) => m.id);
+  };
+  t.same(await ids('--from', tMiddle), [b.id, c.id]);
+  t.same(await ids('--to', tMiddle), [a.id]);
+  t.same(await ids('--from', a.startedAt, '--to', b.startedAt), [a.id], '--from is inclusive, --to exclusive');
+  t.same(await ids('--from', tBefore.slice(0, 10)), [a.id, b.id, c.id], 'a date is midnight UTC');
+  for (const form of ['+358 40 555 0100', '+358405550100', '040 555 0100', '0405550100', '040-555 0100']) t.same(await ids('--caller', form), [a.id], `--caller ${form}`);
+  t.same(await ids('--caller', '*97'), [b.id], 'an unparsable caller matches verbatim');
+  t.same(await ids('--agent', 'timo.laine'), [b.id]);
+  t.same(await ids('--caller', '+358 40 555 0199'), []);
+});
+
+t.test('calls show: the record; an unknown id exits 4; usage errors exit 2', async (t) => {
+  const r = await callrec(['--socket', socket, 'calls', 'show', a.id, '--json']);
+  t.equal(r.code, 0);
+  t.same(JSON.parse(r.stdout), a);
+  const plain = await callrec(['--socket', socket, 'calls', 'show', a.id]);
+  t.match(plain.stdout, /agentName\s+Aino Virtanen/);
+  t.equal((await callrec(['--socket', socket, 'calls', 'show', '01ARZ3NDEKTSV4RRFFQ69G5FAV'])).code, 4);
+  t.equal((await callrec(['--socket', socket, 'calls', 'show', '../../etc/passwd'])).code, 4);
+  t.equal((await callrec(['--socket', socket, 'calls', 'show'])).code, 2);
+  t.equal((await callrec(['--socket', socket, 'calls', 'frobnicate'])).code, 2);
+  t.equal((await callrec(['--socket', socket, '--bogus'])).code, 2);
+  t.equal((await callrec(['--socket', socket, 'calls', 'list', '--from', 'yesterday'])).code, 2);
+  t.equal((await callrec(['--socket', join(td.dir, 'nothing.sock'), 'status'])).code, 1, 'no daemon: failure');
+});
+
+t.test('the socket is found by --socket, then CALLREC_SOCKET, then --config', async (t) => {
+  t.equal((await callrec(['status', '--json'], { CALLREC_SOCKET: socket })).code, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'callrec-cfg-'));
+  const cfgFile = join(dir, 'c.yaml');
+  writeFileSync(cfgFile, stringify({ cards: [{ id: 'v', backend: 'virtual', channels: 1 }], lines: [{ id: 'L', card: 'v', channels: [0] }], signals: { token: 'x'.repeat(20) }, control: { socket } }));
+  const r = await callrec(['--config', cfgFile, 'status', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const st = JSON.parse(r.stdout);
+  t.equal(st.lines, 3);
+  t.equal(st.recordingsStored, 3);
+  t.equal(st.cards[0].backend, 'virtual');
+});
+
+t.test('calls export: Ogg Opus that opusinfo accepts, and WAV at the line rate', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'callrec-export-'));
+  const opus = join(dir, 'a.opus');
+  const r = await callrec(['--socket', socket, 'calls', 'export', a.id, '--format', 'opus', '-o', opus]);
+  t.equal(r.code, 0, r.stderr);
+  const info = await run('opusinfo', [opus]).catch((err: Error) => {
+    throw new Error(`opusinfo failed (Debian package opus-tools): ${err.message}`);
+  });
+  t.notMatch(info.stdout + info.stderr, /warning|error/i, 'opusinfo: no warnings');
+  t.match(info.stdout, /Playback length/);
+  const wavFile = join(dir, 'c.wav');
+  t.equal((await callrec(['--socket', socket, 'calls', 'export', c.id, '--format', 'wav', '-o', wavFile])).code, 0);
+  const wav = readWav(wavFile);
+  t.equal(wav.sampleRate, 8000);
+  t.equal(wav.channels, 2);
+  t.ok(Math.abs(wav.samples.length / 2 - (c.durationMs! * 8)) <= 4, 'WAV length = duration');
+  t.equal((await callrec(['--socket', socket, 'calls', 'export', a.id, '--format', 'mp3', '-o', wavFile])).code, 2);
+  t.equal((await callrec(['--socket', socket, 'calls', 'export', '01ARZ3NDEKTSV4RRFFQ69G5FAV', '--format', 'opus', '-o', join(dir, 'x.opus')])).code, 4);
+  t.notOk(existsSync(join(dir, 'x.opus')), 'a failed export leaves no file');
+  t.ok(readFileSync(opus).length === a.audioBytes, 'exported bytes = audioBytes');
+});

@@ -1,0 +1,82 @@
+import t from 'tap';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { callDaemon } from '../daemon/cli/ControlClient.js';
+import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
+import { signal, sleep, waitFor } from './helpers/testDaemon.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'callrec-crash-'));
+const socket = join(dir, 'callrec.sock');
+const token = 'crash-test-token-0123456789';
+const cfgFile = join(dir, 'config.yaml');
+writeFileSync(cfgFile, stringify({
+  dataDir: join(dir, 'data'),
+  cards: [{ id: 'v0', backend: 'virtual', channels: 2, readMs: 20 }],
+  lines: [{ id: 'L1', card: 'v0', channels: [0] }],
+  signals: { port: 0, token },
+  control: { socket },
+}));
+
+/** Starts callrecd as its own process; resolves with the PBX URL once it logs that it is ready. */
+async function startDaemon(): Promise<{ child: ChildProcess; url: string; logs: any[] }> {
+  const child = spawn(process.execPath, [resolve('dist/daemon/bin/callrecd.js'), '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: any[] = [];
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    child.once('exit', (code) => reject(new Error(`callrecd exited ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line); // every stdout line is JSON: native prints go to stderr
+      logs.push(entry);
+      if (entry.msg === 'callrecd ready') resolveUrl(`http://127.0.0.1:${entry.pbx.port}/pbx/v1/events`);
+    });
+  });
+  return { child, url, logs };
+}
+
+const post = (url: string, body: unknown): Promise<any> =>
+  fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(body) }).then((r) => r.json());
+
+t.test('after SIGKILL mid-call, a restart repairs the recording, losing at most a second', async (t) => {
+  const first = await startDaemon();
+  const startAt = new Date();
+  const { recordingId } = await post(first.url, signal('start', 'crash-1', { line: 'L1', caller: '+358 40 555 0100', serviceNumber: '029 497 002' }, startAt));
+  t.match(recordingId, /^[0-9A-Z]{26}$/);
+  await sleep(3000);
+  const killedAt = Date.now();
+  first.child.kill('SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+
+  const second = await startDaemon();
+  t.teardown(() => {
+    second.child.kill('SIGTERM');
+  });
+  t.ok(second.logs.some((l) => l.msg === 'recording repaired after an unclean stop' && l.recordingId === recordingId), 'the restart logs the repair');
+  const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
+  t.equal(m.status, 'end_unknown');
+  t.ok(m.flags.includes('repaired'));
+  const lived = killedAt - startAt.getTime();
+  t.ok(m.durationMs! >= lived - 1000 && m.durationMs! <= lived, `kept ${m.durationMs} ms of ${lived} ms (a crash loses at most 1 s)`);
+  const out = join(dir, 'repaired.opus');
+  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' })) as { data: string };
+  writeFileSync(out, Buffer.from(data, 'base64'));
+  const info = await run('opusinfo', [out]);
+  t.notMatch(info.stdout + info.stderr, /warning|error/i, 'opusinfo accepts the repaired file');
+
+  // SIGTERM is the clean path: open recordings are finalised and the daemon exits 0.
+  const s2 = await post(second.url, signal('start', 'crash-2', { line: 'L1', caller: '', serviceNumber: '029 497 002' }));
+  await sleep(800);
+  second.child.kill('SIGTERM');
+  const code = await new Promise((r) => second.child.once('exit', r));
+  t.equal(code, 0, 'SIGTERM: exit 0');
+  const third = await startDaemon();
+  const m2 = (await callDaemon(socket, 'calls.show', { id: s2.recordingId })) as RecordingMeta;
+  t.equal(m2.status, 'interrupted', 'closed cleanly at shutdown, not left open');
+  t.notOk(third.logs.some((l) => l.msg === 'recording repaired after an unclean stop'), 'nothing to repair after a clean stop');
+  third.child.kill('SIGTERM');
+  await waitFor(() => third.child.exitCode !== null);
+});
