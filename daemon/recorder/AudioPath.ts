@@ -49,6 +49,12 @@ export class AudioPath extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    const portaudioCards = this.cfg.cards.filter((c) => c.backend === 'portaudio').length;
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    if (portaudioCards > 0 && pool < portaudioCards + 4) {
+      // Each open naudiodon stream parks a threadpool thread for good; fs and LevelDB need the rest.
+      this.log.warn({ UV_THREADPOOL_SIZE: pool, portaudioCards }, `set UV_THREADPOOL_SIZE to at least ${portaudioCards + 4} (PortAudio cards + 4)`);
+    }
     this.pool = new EncoderPool(this.cfg.encode.workers);
     for (const card of this.cfg.cards) {
       const device = await openDevice(card);

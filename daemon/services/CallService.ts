@@ -44,7 +44,7 @@ export class CallService {
   async export(id: string, format: 'opus' | 'wav'): Promise<Buffer> {
     const rec = await this.show(id);
     if (isTombstone(rec)) throw new ServiceError('not_found', `recording ${id} was destroyed`);
-    if (rec.status === 'recording') throw new ServiceError('bad_request', `recording ${id} is still being recorded`);
+    if (rec.status === 'recording') throw new ServiceError('conflict', `recording ${id} is still being recorded`);
     const bytes = await readFile(audioPath(this.cfg.dataDir, id, rec.startedAt));
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (rec.audioSha256 && sha !== rec.audioSha256) throw new ServiceError('integrity', `recording ${id}: audio does not match its SHA-256`);
