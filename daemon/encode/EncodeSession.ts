@@ -104,9 +104,10 @@ export class EncodeSession {
     const stopAt = end + this.lookahead;
     if (this.next < stopAt) {
       // Capture is stopping: take what the ring has, pad with silence to flush the lookahead.
-      const have = Math.max(0, this.ring.writePosition - this.next);
+      // Capture may still be writing: take at most one frame of what is there now.
+      const have = Math.min(this.size, Math.max(0, this.ring.writePosition - this.next));
       this.frame.fill(0);
-      if (have > 0 && have < this.size) {
+      if (have > 0) {
         const part = new Int16Array(have * this.ring.channels);
         if (this.ring.read(this.next, have, part)) this.frame.set(part);
       }

@@ -37,7 +37,8 @@ export function repairOggOpus(bytes: Uint8Array, fallback: OpusHead): RepairResu
     const nseg = bytes[first.offset + 26]!;
     head = parseOpusHead(bytes.subarray(first.offset + 27 + nseg, first.offset + first.length)) ?? fallback;
   }
-  const serial = pages[0]?.serial ?? 1;
+  // The serial survives in any cut that reached byte 18 of the first page.
+  const serial = pages[0]?.serial ?? (bytes.length >= 18 && Buffer.from(bytes.subarray(0, 4)).toString('ascii') === 'OggS' ? Buffer.from(bytes.subarray(14, 18)).readUInt32LE(0) : 1);
   // One 20 ms frame of nothing (TOC code 0, zero-length frame: decoders conceal it as a lost packet).
   const config = 1; // SILK narrowband, 20 ms
   const toc = Buffer.from([(config << 3) | ((head.channels === 2 ? 1 : 0) << 2)]);
