@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PortAudioCard, type PortAudioCardOptions } from '../daemon/capture/PortAudioCard.js';
@@ -30,6 +30,13 @@ const options = (over: Partial<PortAudioCardOptions> = {}): PortAudioCardOptions
   ...over,
 });
 
+/** Each card is stopped when its subtest ends, even on failure: a stream left open on a dead server blocks process exit. */
+function openCard(t: Test, over: Partial<PortAudioCardOptions> = {}): PortAudioCard {
+  const pa = new PortAudioCard(options(over));
+  t.teardown(() => pa.stop());
+  return pa;
+}
+
 /** Resolves with the time of the next chunk; PulseAudio takes 0.1-2 s to deliver the first one. */
 function nextData(pa: PortAudioCard, timeoutMs = 5000): Promise<number> {
   return new Promise((res, rej) => {
@@ -51,7 +58,7 @@ function deinterleave(bytes: Buffer, channels: number): Int16Array[] {
 t.test('each played line is captured on its own channel only', async (t) => {
   const sources = PLAYED.map((p) => readWav(p.file));
   for (const s of sources) t.match(s, { sampleRate: RATE, channels: 1 }, 'source is 8 kHz mono');
-  const pa = new PortAudioCard(options());
+  const pa = openCard(t);
   pa.on('error', (err) => t.fail(`capture error: ${err.message}`));
   const chunks: Buffer[] = [];
   pa.on('data', (c: Buffer) => chunks.push(c));
@@ -93,7 +100,7 @@ t.test('each played line is captured on its own channel only', async (t) => {
 });
 
 t.test('stop is idempotent, and the card reopens', async (t) => {
-  const pa = new PortAudioCard(options());
+  const pa = openCard(t);
   pa.on('error', (err) => t.fail(`capture error: ${err.message}`));
   for (let round = 0; round < 2; round++) {
     await pa.start();
@@ -109,7 +116,7 @@ t.test('stop is idempotent, and the card reopens', async (t) => {
 });
 
 t.test('a missing device rejects with DEVICE_NOT_FOUND', async (t) => {
-  const pa = new PortAudioCard(options({ device: 'no_such_card_0' }));
+  const pa = openCard(t, { device: 'no_such_card_0' });
   await t.rejects(pa.start(), { name: 'CaptureError', code: 'DEVICE_NOT_FOUND', message: /callrec_card/ });
 });
 
@@ -119,7 +126,7 @@ t.test('a queue shorter than 2 s is refused', async (t) => {
 
 // Last: it kills the card's sound server.
 t.test('a card that disappears is reported as DEVICE_READ_FAILED', async (t) => {
-  const pa = new PortAudioCard(options());
+  const pa = openCard(t);
   await pa.start();
   await nextData(pa);
   const failed = new Promise<Error>((res) => pa.once('error', res));
