@@ -96,6 +96,8 @@ t.test('the socket is found by --socket, then CALLREC_SOCKET, then --config', as
   const r = await callrec(['--config', cfgFile, 'status', '--json']);
   t.equal(r.code, 0, r.stderr);
   const st = JSON.parse(r.stdout);
+  const validate = compileSchemaFile(resolve('docs/schemas/status.schema.json'));
+  t.ok(validate(st), `status --json matches docs/schemas/status.schema.json ${JSON.stringify(validate.errors)}`);
   t.equal(st.lines, 3);
   t.equal(st.recordingsStored, 3);
   t.equal(st.cards[0].backend, 'virtual');

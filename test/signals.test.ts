@@ -1,9 +1,26 @@
 import t from 'tap';
-import { signal, startFields, startTestDaemon, sleep, waitFor, TOKEN } from './helpers/testDaemon.js';
+import { resolve } from 'node:path';
+import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
+import { signal, startFields, startTestDaemon, sleep, waitFor, TOKEN, type TestDaemon } from './helpers/testDaemon.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 
-const td = await startTestDaemon({ recording: { maxDurationS: 2, endReconcileMs: 1500 } });
-t.teardown(() => td.stop());
+const daemon = await startTestDaemon({ recording: { maxDurationS: 2, endReconcileMs: 1500 } });
+t.teardown(() => daemon.stop());
+// Every answer the tests see is checked against the published answer schema.
+const answerSchema = compileSchemaFile(resolve('docs/schemas/pbx-answer.schema.json'));
+const answersSeen: unknown[] = [];
+const td: TestDaemon = {
+  ...daemon,
+  async post(body, opts) {
+    const r = await daemon.post(body, opts);
+    if (r.status !== 500) answersSeen.push(r.json);
+    return r;
+  },
+};
+t.teardown(() => {
+  const bad = answersSeen.filter((a) => !answerSchema(a));
+  if (bad.length > 0) throw new Error(`answers outside docs/schemas/pbx-answer.schema.json: ${JSON.stringify(bad.slice(0, 3))}`);
+});
 const get = async (id: string): Promise<RecordingMeta> => (await td.daemon.store.get(id)) as RecordingMeta;
 const settled = (id: string): Promise<RecordingMeta> => waitFor(async () => {
   const m = await get(id);
@@ -155,4 +172,9 @@ t.test('wrong methods and paths get JSON errors, and nothing crashes', async (t)
   t.equal(g.status, 404);
   const ok = await td.post(signal('end', 'c-after-errors'));
   t.equal(ok.status, 202, 'still answering');
+});
+
+t.test('every answer seen matches the published answer schema', async (t) => {
+  t.ok(answersSeen.length > 30, `${answersSeen.length} answers checked`);
+  for (const a of answersSeen) t.ok(answerSchema(a), JSON.stringify(a));
 });
