@@ -7,6 +7,7 @@ import { createLogger } from '../daemon/ops/logger.js';
 import { Daemon } from '../daemon/Daemon.js';
 import { PbxSimulator } from '../daemon/sim/PbxSimulator.js';
 
+process.umask(0o027);
 const cfg = loadConfig(process.env.CALLREC_CONFIG ?? demoConfigPath);
 const log = createLogger(cfg.log.level, 2);
 const daemon = new Daemon(cfg, log);

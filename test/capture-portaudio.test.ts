@@ -4,16 +4,16 @@ import { performance } from 'node:perf_hooks';
 import { PortAudioCard, type PortAudioCardOptions } from '../daemon/capture/PortAudioCard.js';
 import { bestCorrelation, readWav, rms } from './helpers/audio.js';
 import { startPulseCard } from './helpers/pulseCard.js';
+import { bundledSpeech } from './helpers/speech.js';
 
 const RATE = 8000;
 const LINES = 8;
 const WINDOW_MS = 4000;
-// The shared speech corpus sits next to the repo.
-const speech = (p: string) => resolve(process.cwd(), '..', 'shared', 'speech', p);
+const speech = bundledSpeech;
 const PLAYED = [
-  { line: 0, file: speech('en-allison/demo-congrats.wav') },
-  { line: 3, file: speech('it-carlo/demo-echotest.wav') },
-  { line: 5, file: speech('en-allison/vm-options.wav') },
+  { line: 0, file: speech('en-allison-demo-congrats.wav') },
+  { line: 3, file: speech('it-carlo-priv-callee-options.wav') },
+  { line: 5, file: speech('codec2-david4.wav') },
 ];
 
 const card = await startPulseCard(LINES, RATE);

@@ -55,6 +55,18 @@ t.test('each error names its key and line', async (t) => {
     problems(valid.replace('backend: virtual', 'backend: portaudio\n    device: hw\n    framesPerBuffer: 100\n    maxQueue: 10')),
     ['cards.0.maxQueue: framesPerBuffer x maxQueue must hold at least 2 s of audio (1000 frames at 8000 Hz) (line 6)'],
   );
+  t.same(problems(valid.replace('channels: [0]', 'channels: [1, 1]')), ['lines.0.channels.1: channel 1 is listed twice (line 8)']);
+  t.same(problems(valid.replace('channels: 2', 'channels: 2\n    speech: [nothing-here.wav]')), ['cards.0.speech.0: no such file: /etc/callrec/nothing-here.wav (line 5)']);
   const twice = valid.replace('signals:', '  - id: L1\n    card: c0\n    channels: [0]\nsignals:');
   t.same(problems(twice).sort(), ['lines.1.channels.0: channel 0 of card "c0" is already line "L1" (line 11)', 'lines.1.id: duplicate line id "L1" (line 9)'].sort());
+});
+
+t.test('the example\'s placeholder token passes the schema but is flagged, and the daemon refuses it', async (t) => {
+  const { configWarnings } = await import('../daemon/config/loadConfig.js');
+  const example = loadConfig(resolve('config/callrec.example.yaml'));
+  t.match(configWarnings(example), [/signals.token: still the example placeholder/]);
+  const { execFile } = await import('node:child_process');
+  const code = await new Promise<number | null>((r) => execFile(process.execPath, [resolve('dist/daemon/bin/callrecd.js'), '--config', resolve('config/callrec.example.yaml')], (err) => r(err ? (err as { code: number }).code : 0)));
+  t.equal(code, 1);
+  t.same(configWarnings(loadConfig(resolve('config/demo.yaml'))), []);
 });

@@ -26,6 +26,7 @@ import { OggOpusWriter } from '../daemon/store/ogg/OggOpusWriter.js';
 import { decodeOggOpus } from '../daemon/store/ogg/decodeOggOpus.js';
 import type { OpusHead } from '../daemon/store/ogg/opusHeaders.js';
 import { readWav, rms } from './helpers/audio.js';
+import { bundledSpeech, testSpeech } from './helpers/speech.js';
 import {
   FLAG_BOS,
   FLAG_CONTINUED,
@@ -47,10 +48,10 @@ import {
   type RefPage,
 } from './helpers/oggTools.js';
 
-const speech = (p: string) => resolve(process.cwd(), '..', 'shared', 'speech', p);
-const CONGRATS = speech('en-allison/demo-congrats.wav'); // 8 kHz mono, 30 s
-const JFK = speech('jfk-16k.wav'); // 16 kHz mono, 11 s
-const DIALOGUE = speech('dialogue/two-party-stereo-loopback.wav'); // 8 kHz stereo, 41 s
+
+const CONGRATS = bundledSpeech('en-allison-demo-congrats.wav'); // 8 kHz mono, 30 s
+const JFK = testSpeech('jfk-16k.wav'); // 16 kHz mono, 11 s
+const DIALOGUE = bundledSpeech('dialogue-two-party.wav'); // 8 kHz stereo, 41 s
 
 requireOpusTools();
 

@@ -1,21 +1,16 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { decodeOggOpus } from '../daemon/store/ogg/decodeOggOpus.js';
 import { audioPath } from '../daemon/store/recordingPaths.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { bestCorrelation, readWav } from './helpers/audio.js';
 import { startPulseCard } from './helpers/pulseCard.js';
+import { bundledSpeech } from './helpers/speech.js';
 import { signal, sleep, startTestDaemon, waitFor } from './helpers/testDaemon.js';
 
 // Three different real speakers, each played into its own line of a real PortAudio device (PulseAudio
 // null sink read through ALSA's pulse plugin): the daemon records through naudiodon, not the virtual card.
-const speech = resolve('..', 'shared', 'speech');
-const files = [
-  join('en-allison', 'demo-congrats.wav'),
-  join('it-carlo', 'demo-instruct.wav'),
-  join('codec2', 'vk2tpm_004.wav'),
-].map((f) => resolve(speech, f));
+const files = ['en-allison-demo-congrats.wav', 'it-carlo-priv-callee-options.wav', 'codec2-david4.wav'].map(bundledSpeech);
 
 const card = await startPulseCard(8, 8000);
 t.teardown(() => card.stop());

@@ -35,8 +35,13 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       output: { type: 'string', short: 'o' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
     },
   });
+  if (values.version) {
+    process.stdout.write('callrec 0.1.0\n');
+    return EXIT.ok;
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
@@ -69,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'export': {
       const rid = needId();
-      if (values.format !== 'wav' && values.format !== 'opus') throw new UsageError('calls export: --format wav|opus is required');
+      if (values.format !== 'wav' && values.format !== 'opus') throw new UsageError(values.format === undefined ? 'calls export: --format wav|opus is required' : `calls export: --format must be wav or opus, not ${values.format}`);
       if (!values.output) throw new UsageError('calls export: -o FILE is required');
       const { data } = (await callDaemon(socket, 'calls.export', { id: rid, format: values.format })) as { data: string };
       // Written beside the target and renamed, so a failed export never leaves half a file.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError } from '../config/loadConfig.js';
+import { configWarnings, loadConfig, ConfigError, PLACEHOLDER_TOKEN } from '../config/loadConfig.js';
 import { createLogger } from '../ops/logger.js';
 import { Daemon } from '../Daemon.js';
 import { separateNativeStdout } from '../../native/libc.js';
@@ -36,8 +36,15 @@ async function main(): Promise<number> {
   }
   if (args['check-config']) {
     process.stdout.write(`${file}: valid\n`);
+    for (const w of configWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
     return 0;
   }
+  if (PLACEHOLDER_TOKEN.test(cfg.signals.token)) {
+    process.stderr.write(`callrecd: ${file}: ${configWarnings(cfg)[0]}\n`);
+    return 1;
+  }
+  // Files 0640 and folders 0750 (LevelDB's too): recordings are personal data.
+  process.umask(0o027);
   const log = createLogger(cfg.log.level, separateNativeStdout());
   const daemon = new Daemon(cfg, log);
   try {

@@ -27,8 +27,8 @@ let naudiodon: Promise<Naudiodon> | null = null;
 
 /**
  * Loaded on first start only: naudiodon's index.js registers segfault-handler, which writes crash.log in
- * the cwd on a native crash, and its native code prints to stdout (version, options, "input overflow"
- * warnings, "Finishing input" on quit). Both are naudiodon's own behaviour; they are left as they are.
+ * the cwd on a native crash. Its native code also printf()s to stdout (version, options, "input overflow"
+ * warnings, "Finishing input" on quit), mixed into whatever else uses stdout. Both left as they are.
  */
 function load(): Promise<Naudiodon> {
   naudiodon ??= import('naudiodon').then((m) => m.default);

@@ -70,6 +70,12 @@ export class VirtualCard extends EventEmitter implements CaptureDevice {
     this.stalledUntil = performance.now() + ms;
   }
 
+  /** Simulates a card that dies (unplugged, driver fault): stops and reports, as PortAudioCard does. */
+  fail(why: string): void {
+    void this.stop();
+    this.emit('error', new CaptureError('DEVICE_READ_FAILED', `${this.id}: read failed: ${why}`, this.id));
+  }
+
   private tick(): void {
     const now = performance.now();
     const due = Math.floor(((now - this.startedAt) * this.sampleRate) / 1000);

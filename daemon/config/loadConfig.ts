@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileSchemaFile } from './jsonSchema.js';
@@ -15,6 +15,16 @@ export class ConfigError extends Error {
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const schemaPath = resolve(repoRoot, 'config/schema.json');
 export const demoConfigPath = resolve(repoRoot, 'config/demo.yaml');
+
+/** The example config's placeholder: valid in shape, but it must never guard a real PBX door. */
+export const PLACEHOLDER_TOKEN = /REPLACE/i;
+
+/** Things that are valid but wrong for production; `--check-config` prints them, the daemon refuses the first. */
+export function configWarnings(cfg: Config): string[] {
+  const out: string[] = [];
+  if (PLACEHOLDER_TOKEN.test(cfg.signals.token)) out.push('signals.token: still the example placeholder: set 32+ random characters (e.g. `openssl rand -hex 24`), the same on the PBX');
+  return out;
+}
 
 const validate = compileSchemaFile(schemaPath);
 
@@ -67,7 +77,15 @@ export function parseConfig(text: string, file: string | null): Config {
   const problems = crossCheck(cfg, lineOf);
   if (problems.length > 0) throw new ConfigError(problems, file);
   const at = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
-  for (const card of cfg.cards) if (card.speech) card.speech = card.speech.map(at);
+  cfg.cards.forEach((card, i) => {
+    if (!card.speech) return;
+    card.speech = card.speech.map(at);
+    card.speech.forEach((spec, j) => {
+      const wav = spec.replace(/#\d+$/, '');
+      if (!existsSync(wav)) problems.push(`cards.${i}.speech.${j}: no such file: ${wav}${lineOf(['cards', i, 'speech', j])}`);
+    });
+  });
+  if (problems.length > 0) throw new ConfigError(problems, file);
   return { ...cfg, source: file, dataDir: at(cfg.dataDir), control: { socket: at(cfg.control.socket) } };
 }
 
@@ -104,6 +122,10 @@ function crossCheck(cfg: Omit<Config, 'source'>, lineOf: (p: (string | number)[]
       return;
     }
     line.channels.forEach((ch, j) => {
+      if (line.channels.indexOf(ch) !== j) {
+        problems.push(`lines.${i}.channels.${j}: channel ${ch} is listed twice${lineOf(['lines', i, 'channels', j])}`);
+        return;
+      }
       if (ch >= card.channels) problems.push(`lines.${i}.channels.${j}: card "${card.id}" has channels 0-${card.channels - 1}${lineOf(['lines', i, 'channels', j])}`);
       const key = `${card.id}:${ch}`;
       if (used.has(key)) problems.push(`lines.${i}.channels.${j}: channel ${ch} of card "${card.id}" is already line "${used.get(key)}"${lineOf(['lines', i, 'channels', j])}`);

@@ -22,11 +22,13 @@ interface CardState {
   reader: CardReader;
   gaps: Gap[];
   faulted: boolean;
+  retry?: NodeJS.Timeout | undefined;
 }
 
 /** A future `at` closer than this to now is waited for, not clamped (PBX and host clocks differ a little). */
 const FUTURE_TOLERANCE_MS = 1000;
 const GAPS_KEPT = 1000;
+const REOPEN_MS = 5000;
 
 export class UnknownLineError extends Error {
   constructor(readonly line: string) {
@@ -43,6 +45,7 @@ export class AudioPath extends EventEmitter {
   private readonly cards = new Map<string, CardState>();
   private readonly lines = new Map<string, LineState>();
   private pool: EncoderPool | null = null;
+  private stopping = false;
 
   constructor(private readonly cfg: Config, private readonly log: Logger) {
     super();
@@ -69,8 +72,9 @@ export class AudioPath extends EventEmitter {
       });
       device.on('error', (err) => {
         state.faulted = true;
-        this.log.error({ card: card.id, err: err.message }, 'capture device fault');
+        this.log.error({ card: card.id, err: err.message }, 'capture device fault: reopening every 5 s');
         this.emit('deviceFault', card.id, err);
+        this.reopenLater(state);
       });
       this.cards.set(card.id, state);
       for (const r of rings) this.lines.set(r.id, { id: r.id, card: state, ring: r.ring, channels: r.channels.length });
@@ -79,8 +83,32 @@ export class AudioPath extends EventEmitter {
     }
   }
 
+  /**
+   * A faulted card is reopened until it works again. Its reader keeps the sample clock, so the time it
+   * was away comes back as a gap of that length and later audio keeps its true time.
+   */
+  private reopenLater(state: CardState): void {
+    if (this.stopping) return;
+    state.retry = setTimeout(() => {
+      state.retry = undefined;
+      state.device.start().then(
+        () => {
+          state.faulted = false;
+          this.log.warn({ card: state.config.id }, 'capture device reopened');
+        },
+        (err: Error) => {
+          this.log.error({ card: state.config.id, err: err.message }, 'capture device still failing');
+          this.reopenLater(state);
+        },
+      );
+    }, REOPEN_MS);
+    state.retry.unref();
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const card of this.cards.values()) {
+      clearTimeout(card.retry);
       await card.device.stop();
       card.reader.close();
     }

@@ -43,7 +43,13 @@ export class RecordingStore {
 
   static async open(dir: string): Promise<RecordingStore> {
     const db = new Level<string, string>(dir);
-    await db.open();
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') throw new Error(`the index ${dir} is locked: another callrecd is running with this dataDir`);
+      throw new Error(`cannot open the index ${dir}: ${(cause as Error | undefined)?.message ?? (err as Error).message}`);
+    }
     return new RecordingStore(db);
   }
 

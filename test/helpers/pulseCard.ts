@@ -38,7 +38,9 @@ export function checkPulsePrerequisites(): void {
  * ~/.asoundrc and the pulse plugin finds the server through XDG_RUNTIME_DIR, both when PortAudio lists
  * devices and when it opens a stream, so this process's HOME and XDG_RUNTIME_DIR point at the card until
  * stop(). PortAudio keeps ALSA's parsed config while initialised: start the card before the first
- * getDevices() of the process.
+ * getDevices() of the process. Stop every capture stream before stop(): a stream whose server is gone
+ * parks a threadpool thread for good and the process cannot exit. PulseAudio buffers a stalled reader
+ * (~4 MB: 32 s at 8 lines, 8 kHz), so this card cannot show audio lost to a full naudiodon queue.
  */
 export async function startPulseCard(lines: number, sampleRate: number): Promise<PulseCard> {
   checkPulsePrerequisites();
