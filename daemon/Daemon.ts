@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config/Config.js';
 import { CallManager } from './calls/CallManager.js';
@@ -39,6 +39,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     mkdirSync(this.cfg.dataDir, { recursive: true, mode: 0o750 });
+    chmodSync(this.cfg.dataDir, 0o750); // personal data: never world-readable, whatever made the folder
     this.store = await RecordingStore.open(indexPath(this.cfg.dataDir));
     const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
     if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,6 +73,30 @@ t.test('filters: time range (--from inclusive, --to exclusive), caller in any wr
   t.same(await ids('--caller', '+358 40 555 0199'), []);
 });
 
+t.test('a far-future --to still sorts after every start', async (t) => {
+  const r = await callrec(['--socket', socket, 'calls', 'list', '--json', '--to', '9999-12-31T23:30:00-01:00']);
+  t.equal(r.code, 0);
+  t.equal(JSON.parse(r.stdout).length, 3);
+});
+
+t.test('junk on the control socket gets an error answer and the daemon lives on', async (t) => {
+  const { connect } = await import('node:net');
+  for (const line of ['null', '[]', '42', '"x"', '{"id":1}', '{"id":1,"method":"status","params":null}', '{"id":1,"method":"__proto__"}', '{"id":1,"method":"constructor"}']) {
+    const answer = await new Promise<string>((res) => {
+      const sock = connect(socket, () => sock.write(`${line}\n`));
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d;
+        if (buf.includes('\n')) sock.end();
+      });
+      sock.on('close', () => res(buf));
+    });
+    const first = JSON.parse(answer.split('\n')[0]!);
+    t.equal(first.ok, line.includes('"status"'), `${line}: ${first.ok ? 'answered' : first.error.code}`);
+  }
+  t.equal((await callrec(['--socket', socket, 'status'])).code, 0, 'still running');
+});
+
 t.test('calls show: the record; an unknown id exits 4; usage errors exit 2', async (t) => {
   const r = await callrec(['--socket', socket, 'calls', 'show', a.id, '--json']);
   t.equal(r.code, 0);
@@ -85,6 +109,11 @@ t.test('calls show: the record; an unknown id exits 4; usage errors exit 2', asy
   t.equal((await callrec(['--socket', socket, 'calls', 'frobnicate'])).code, 2);
   t.equal((await callrec(['--socket', socket, '--bogus'])).code, 2);
   t.equal((await callrec(['--socket', socket, 'calls', 'list', '--from', 'yesterday'])).code, 2);
+  t.equal((await callrec(['--socket', socket, 'calls', 'list', '--from', '2026-02-30'])).code, 2, 'no 30 February');
+  t.equal((await callrec(['--socket', socket, 'calls', 'list', '--from', '2026-12-03T10:00:00'])).code, 2, 'a time needs an offset');
+  t.equal((await callrec(['--socket', socket, 'calls', 'list', '--from', '2026-12-03 10:00'])).code, 2);
+  t.equal((await callrec(['--socket', socket, 'calls', 'list', '--caller', '1'.repeat(70000)])).code, 2, 'an oversized request is refused, not dropped');
+  t.equal((await callrec(['--version'])).code, 0);
   t.equal((await callrec(['--socket', join(td.dir, 'nothing.sock'), 'status'])).code, 1, 'no daemon: failure');
 });
 
@@ -121,5 +150,23 @@ t.test('calls export: Ogg Opus that opusinfo accepts, and WAV at the line rate',
   t.equal((await callrec(['--socket', socket, 'calls', 'export', a.id, '--format', 'mp3', '-o', wavFile])).code, 2);
   t.equal((await callrec(['--socket', socket, 'calls', 'export', '01ARZ3NDEKTSV4RRFFQ69G5FAV', '--format', 'opus', '-o', join(dir, 'x.opus')])).code, 4);
   t.notOk(existsSync(join(dir, 'x.opus')), 'a failed export leaves no file');
+  const intoDir = await callrec(['--socket', socket, 'calls', 'export', a.id, '--format', 'opus', '-o', dir]);
+  t.equal(intoDir.code, 1, 'a directory as -o: failure');
+  t.same(readdirSync(dir).filter((f) => f.includes('.part')), [], 'and no partial copy left behind');
   t.ok(readFileSync(opus).length === a.audioBytes, 'exported bytes = audioBytes');
+});
+
+t.test('a long list survives a pipe whole', async (t) => {
+  // Filler records straight into the store: a list far over a pipe's 64 KiB buffer.
+  const ids: string[] = [];
+  for (let i = 0; i < 150; i++) {
+    const id = `01M8Z${String(i).padStart(21, '0')}`;
+    ids.push(id);
+    await td.daemon.store.put({ ...a, id, callId: `filler-${i}`, startedAt: new Date(Date.parse(a.startedAt) - 86_400_000 + i).toISOString() });
+  }
+  const r = await callrec(['--socket', socket, 'calls', 'list', '--json']);
+  t.ok(r.stdout.length > 100_000, `${r.stdout.length} bytes`);
+  t.equal(JSON.parse(r.stdout).length, 153);
+  const plain = await callrec(['--socket', socket, 'calls', 'list']);
+  t.equal(plain.stdout.trim().split('\n').length, 154, 'header + every row');
 });

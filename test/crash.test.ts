@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -81,4 +81,24 @@ t.test('after SIGKILL mid-call, a restart repairs the recording, losing at most 
   await waitFor(() => third.child.exitCode !== null);
   const allLogs = JSON.stringify([...first.logs, ...second.logs, ...third.logs]);
   for (const personal of ['555 0100', '5550100', '555-0100']) t.notOk(allLogs.includes(personal), `no log line holds the caller number (${personal})`);
+});
+
+t.test('a crash that leaves a record without its folder still restarts, with a valid empty stream', async (t) => {
+  const first = await startDaemon();
+  const { recordingId } = await post(first.url, signal('start', 'crash-3', { line: 'L1', caller: '', serviceNumber: '029 497 002' }));
+  await sleep(1000);
+  first.child.kill('SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+  // As if the crash came before the worker made the day's folder.
+  rmSync(join(dir, 'data', 'recordings'), { recursive: true, force: true });
+  const second = await startDaemon();
+  const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
+  t.equal(m.status, 'end_unknown');
+  t.equal(m.durationMs, 14, 'one lost-frame packet: (960 - 312) / 48 = 13.5 ms, rounded');
+  const out = join(dir, 'empty.opus');
+  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' })) as { data: string };
+  writeFileSync(out, Buffer.from(data, 'base64'));
+  t.same(opusinfo(out).problems, [], 'opusinfo accepts it');
+  second.child.kill('SIGTERM');
+  await new Promise((r) => second.child.once('exit', r));
 });

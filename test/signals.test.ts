@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
 import { signal, startFields, startTestDaemon, sleep, waitFor, TOKEN, type TestDaemon } from './helpers/testDaemon.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
+import { audioPath } from '../daemon/store/recordingPaths.js';
+import { opusinfo } from './helpers/oggTools.js';
 
 const daemon = await startTestDaemon({ recording: { maxDurationS: 2, endReconcileMs: 1500 } });
 t.teardown(() => daemon.stop());
@@ -49,6 +51,9 @@ t.test('every invalid field gets its documented code and names the field', async
   const ok = signal('start', 'c-valid', startFields('L1'));
   const cases: Array<[string, Record<string, unknown>, string, string]> = [
     ['missing id', { ...ok, id: undefined }, 'missing_field', 'id'],
+    ['missing type', { ...ok, type: undefined }, 'missing_field', 'type'],
+    ['a leap second not at 23:59', { ...ok, at: '2026-12-03T12:34:60Z' }, 'invalid_time', 'at'],
+    ['29 February of a common year', { ...ok, at: '1900-02-29T00:00:00Z' }, 'invalid_time', 'at'],
     ['empty id', { ...ok, id: '' }, 'invalid_length', 'id'],
     ['id of 129 code points', { ...ok, id: 'é'.repeat(129) }, 'invalid_length', 'id'],
     ['numeric callId', { ...ok, callId: 42 }, 'invalid_type', 'callId'],
@@ -70,6 +75,10 @@ t.test('every invalid field gets its documented code and names the field', async
     t.equal(r.status, 400, `${name}: 400`);
     t.same(r.json.error && { code: r.json.error.code, field: r.json.error.field }, { code, field }, name);
     t.type(r.json.error?.message, 'string');
+  }
+  for (const at of ['0000-02-29T00:00:00Z', '2016-12-31T23:59:60Z', '2026-12-03t07:15:02.123456789z', '2026-12-03T07:15:02+14:00']) {
+    const r = await td.post({ ...signal('end', `c-at-${at}`), at });
+    t.equal(r.status, 202, `at ${at} is a real time`);
   }
   const emoji = await td.post({ ...signal('start', 'c-emoji', startFields('L2')), id: '😀'.repeat(128) });
   t.equal(emoji.status, 202, '128 emoji are 128 code points: allowed');
@@ -143,8 +152,8 @@ t.test('a second start on a busy line supersedes the first', async (t) => {
   t.equal(mb.codec.channels, 2, 'a split line is one 2-channel stream');
 });
 
-t.test('a call with no end is closed at the maximum length and flagged', async (t) => {
-  const s = await td.post(signal('start', 'c-noend', startFields('L1')));
+t.test('a call with no end is closed at the maximum length from its start\'s at, and flagged', async (t) => {
+  const s = await td.post(signal('start', 'c-noend', startFields('L1'), new Date(Date.now() - 1000)));
   const m = await waitFor(async () => {
     const x = await get(s.json.recordingId);
     return x.status !== 'recording' && x.audioSha256 ? x : null;
@@ -152,6 +161,7 @@ t.test('a call with no end is closed at the maximum length and flagged', async (
   t.equal(m.status, 'end_missing');
   t.ok(m.flags.includes('end_missing'));
   t.ok(Math.abs(m.durationMs! - 2000) <= 40, `closed at 2 s (${m.durationMs} ms)`);
+  t.same(m.flags, ['end_missing'], 'and nothing else');
 });
 
 t.test('a start older than the ring is clamped and flagged', async (t) => {
@@ -162,6 +172,9 @@ t.test('a start older than the ring is clamped and flagged', async (t) => {
   const m = await settled(s.json.recordingId);
   t.ok(m.flags.includes('clamped_start'));
   t.ok(Date.parse(m.startedAt) > old.getTime() + 40_000, 'starts at the oldest audio held, not a minute ago');
+  t.same(m.gaps, [], 'no audio lost at the edge of the ring');
+  const file = audioPath(td.cfg.dataDir, m.id, m.startedAt);
+  t.same(opusinfo(file).problems, [], 'a long look-back still makes short pages (no muxing-delay warning)');
 });
 
 t.test('wrong methods and paths get JSON errors, and nothing crashes', async (t) => {
@@ -170,6 +183,12 @@ t.test('wrong methods and paths get JSON errors, and nothing crashes', async (t)
   t.equal(((await r.json()) as any).error.code, 'not_found');
   const g = await fetch(td.url);
   t.equal(g.status, 404);
+  const slash = await fetch(`${td.url}/`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' });
+  t.equal(slash.status, 404, 'a trailing slash is another path');
+  const upper = await fetch(td.url.replace('/pbx/v1/events', '/PBX/V1/EVENTS'), { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' });
+  t.equal(upper.status, 404, 'paths are case-sensitive');
+  const lower = await fetch(td.url, { method: 'POST', headers: { authorization: `bearer ${TOKEN}` }, body: JSON.stringify(signal('end', 'c-lower')) });
+  t.equal(lower.status, 202, 'the auth scheme is case-insensitive');
   const ok = await td.post(signal('end', 'c-after-errors'));
   t.equal(ok.status, 202, 'still answering');
 });
@@ -177,4 +196,18 @@ t.test('wrong methods and paths get JSON errors, and nothing crashes', async (t)
 t.test('every answer seen matches the published answer schema', async (t) => {
   t.ok(answersSeen.length > 30, `${answersSeen.length} answers checked`);
   for (const a of answersSeen) t.ok(answerSchema(a), JSON.stringify(a));
+});
+
+t.test('shutdown keeps the end already signalled: a call ended just before stays complete', async (t) => {
+  const start = signal('start', 'c-last', startFields('L2'), new Date(Date.now() - 1000));
+  const s = await td.post(start);
+  await sleep(500);
+  const end = signal('end', 'c-last');
+  await td.post(end);
+  await td.daemon.calls.closeAll();
+  const m = await settled(s.json.recordingId);
+  t.equal(m.status, 'complete');
+  t.same(m.flags, []);
+  const signalled = Date.parse(end.at as string) - Date.parse(start.at as string);
+  t.ok(Math.abs(m.durationMs! - signalled) <= 40, `ends at the end's at (${m.durationMs} ms vs ${signalled} ms)`);
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { writeFileSync, renameSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loadConfig.js';
 import { callDaemon, ControlCallError } from '../cli/ControlClient.js';
@@ -78,9 +78,14 @@ async function main(argv: string[]): Promise<number> {
       if (!values.output) throw new UsageError('calls export: -o FILE is required');
       const { data } = (await callDaemon(socket, 'calls.export', { id: rid, format: values.format })) as { data: string };
       // Written beside the target and renamed, so a failed export never leaves half a file.
-      const tmp = `${values.output}.part`;
-      writeFileSync(tmp, Buffer.from(data, 'base64'), { mode: 0o600 });
-      renameSync(tmp, values.output);
+      const tmp = `${values.output}.${process.pid}.part`;
+      try {
+        writeFileSync(tmp, Buffer.from(data, 'base64'), { mode: 0o600 });
+        renameSync(tmp, values.output);
+      } catch (err) {
+        rmSync(tmp, { force: true });
+        throw new Error(`cannot write ${values.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
       if (process.stderr.isTTY) process.stderr.write(`exported ${rid} to ${values.output}\n`);
       return EXIT.ok;
     }
@@ -94,16 +99,20 @@ function formatStatus(st: Record<string, unknown>): string {
   return [`callrecd ${st.version}, up ${st.uptimeS} s`, `lines: ${st.lines}, recording now: ${st.activeRecordings}, stored: ${st.recordingsStored}`, ...cards, ''].join('\n');
 }
 
+// exitCode, not exit(): a piped stdout must drain before the process ends.
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => {
+    process.exitCode = code;
+  },
   (err: Error) => {
     if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`callrec: ${err.message}\n${USAGE}\n`);
-      process.exit(EXIT.usage);
+      process.exitCode = EXIT.usage;
+      return;
     }
     process.stderr.write(`callrec: ${err.message}\n`);
-    if (err instanceof ControlCallError && err.code === 'not_found') process.exit(EXIT.notFound);
-    if (err instanceof ControlCallError && err.code === 'bad_request') process.exit(EXIT.usage);
-    process.exit(EXIT.failure);
+    if (err instanceof ControlCallError && err.code === 'not_found') process.exitCode = EXIT.notFound;
+    else if (err instanceof ControlCallError && err.code === 'bad_request') process.exitCode = EXIT.usage;
+    else process.exitCode = EXIT.failure;
   },
 );

@@ -66,7 +66,8 @@ export class CallManager {
     for (const o of this.orphans.values()) clearTimeout(o.timer);
     this.orphans.clear();
     const calls = [...this.active.values()];
-    for (const call of calls) this.endCall(call, this.path.nowFrame(call.meta.line), 'interrupted', ['interrupted_by_shutdown'], true);
+    // Calls already ending keep the end they were given; only open ones are cut at the newest audio.
+    for (const call of calls) if (!call.ending) this.endCall(call, this.path.nowFrame(call.meta.line), 'interrupted', ['interrupted_by_shutdown'], true);
     await Promise.all(calls.map((c) => c.done));
   }
 
@@ -135,9 +136,10 @@ export class CallManager {
     await this.store.put(meta);
     const file = audioPath(this.cfg.dataDir, id, meta.startedAt);
     const encoding = this.path.record({ id, line, startFrame, path: file, serial: randomInt(1, 2 ** 31) });
+    // Counted from the call's start (`at`), not from when the signal arrived.
     const maxTimer = setTimeout(() => {
       void this.handleTimeout(ev.callId);
-    }, this.cfg.recording.maxDurationS * 1000);
+    }, Math.max(0, startMs + this.cfg.recording.maxDurationS * 1000 - Date.now()));
     maxTimer.unref();
     const call: ActiveCall = { callId: ev.callId, meta, startFrame, startMs, ending: false, maxTimer, done: Promise.resolve() };
     call.done = encoding.then(
@@ -206,7 +208,7 @@ export class CallManager {
       if (!call || call.ending) return;
       this.log.warn({ recordingId: call.meta.id }, 'no end signal: recording closed at the maximum length');
       const end = call.startFrame + this.cfg.recording.maxDurationS * this.path.lineInfo(call.meta.line).sampleRate;
-      this.endCall(call, Math.min(end, this.path.nowFrame(call.meta.line)), 'end_missing', ['end_missing'], false);
+      this.endCall(call, end, 'end_missing', ['end_missing'], false);
     }));
   }
 

@@ -24,6 +24,9 @@ export function callDaemon(socketPath: string, method: string, params: Record<st
       if (res.ok) resolve(res.result);
       else reject(new ControlCallError(res.error.code, res.error.message));
     });
+    sock.on('close', () => {
+      reject(new ControlCallError('no_answer', 'the daemon closed the connection without answering (see its log)'));
+    });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       reject(new ControlCallError('unreachable', `cannot reach the daemon at ${socketPath}: ${err.code ?? err.message} (is callrecd running? set --socket or CALLREC_SOCKET)`));
     });

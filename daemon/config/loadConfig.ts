@@ -50,7 +50,7 @@ export function parseConfig(text: string, file: string | null): Config {
   const lineOf = (path: (string | number)[]): string => {
     const node = doc.getIn(path, true) as Node | undefined;
     const pos = node?.range?.[0] ?? nodeForParent(doc.contents as Node, path)?.range?.[0];
-    return pos === undefined ? '' : ` (line ${lines.linePos(pos).line})`;
+    return ` (line ${pos === undefined ? 1 : lines.linePos(pos).line})`;
   };
   if (!validate(raw)) {
     const problems = (validate.errors ?? []).map((e) => {
@@ -73,6 +73,8 @@ export function parseConfig(text: string, file: string | null): Config {
     throw new ConfigError(problems, file);
   }
   const cfg = raw as Omit<Config, 'source'>;
+  // maxQueue's default depends on the rate and buffer size: 2.5 s of audio, over the 2 s minimum.
+  for (const card of cfg.cards) card.maxQueue ??= Math.ceil((2.5 * card.sampleRate) / card.framesPerBuffer);
   const base = file ? dirname(file) : repoRoot;
   const problems = crossCheck(cfg, lineOf);
   if (problems.length > 0) throw new ConfigError(problems, file);

@@ -43,12 +43,18 @@ export class ControlServer {
     sock.on('error', () => sock.destroy());
     sock.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > MAX_REQUEST_BYTES) return void sock.destroy();
+      if (buf.length > MAX_REQUEST_BYTES) {
+        buf = '';
+        sock.end(`${JSON.stringify({ id: 0, ok: false, error: { code: 'bad_request', message: `request over ${MAX_REQUEST_BYTES} bytes` } })}\n`);
+        return;
+      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        void this.answer(line).then((res) => sock.write(`${JSON.stringify(res)}\n`));
+        void this.answer(line).then((res) => {
+          if (!sock.destroyed) sock.write(`${JSON.stringify(res)}\n`);
+        });
       }
     });
   }
@@ -60,6 +66,10 @@ export class ControlServer {
     } catch {
       return { id: 0, ok: false, error: { code: 'bad_request', message: 'not JSON' } };
     }
+    if (typeof req !== 'object' || req === null || Array.isArray(req) || typeof req.method !== 'string') {
+      return { id: 0, ok: false, error: { code: 'bad_request', message: 'a request is {"id", "method", "params"}' } };
+    }
+    if (typeof req.params !== 'object' || req.params === null || Array.isArray(req.params)) req.params = {};
     const method = Object.hasOwn(this.methods, req.method) ? this.methods[req.method] : undefined;
     if (!method) return { id: req.id, ok: false, error: { code: 'bad_request', message: `unknown method ${String(req.method)}` } };
     try {

@@ -13,6 +13,8 @@ interface Packet {
 }
 
 const SAMPLES_48K_PER_PACKET = 960;
+/** At most 0.5 s of audio per page, as the flush cadence gives: players expect short pages. */
+const PAGE_PACKETS = 25;
 
 /**
  * One recording inside an encoder worker. It reads 20 ms frames of its line from the shared ring, from
@@ -91,7 +93,11 @@ export class EncodeSession {
     let n = 0;
     while (n < this.pending.length && this.pending[n]!.start + this.size <= frame) n++;
     if (n > 0) {
-      for (const p of this.pending.splice(0, n)) this.ogg.addPacket(p.data, SAMPLES_48K_PER_PACKET);
+      // A backlog (a late start's look-back) goes out as several pages, none over PAGE_PACKETS.
+      for (const p of this.pending.splice(0, n)) {
+        this.ogg.addPacket(p.data, SAMPLES_48K_PER_PACKET);
+        if (this.ogg.pendingPackets >= PAGE_PACKETS) this.ogg.flushPage();
+      }
       this.written += n;
       this.ogg.flushPage();
       this.hash.flush();

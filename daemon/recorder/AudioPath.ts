@@ -27,6 +27,8 @@ interface CardState {
 
 /** A future `at` closer than this to now is waited for, not clamped (PBX and host clocks differ a little). */
 const FUTURE_TOLERANCE_MS = 1000;
+/** How far inside the ring's oldest frame a clamped start lands. */
+const OLDEST_MARGIN_MS = 500;
 const GAPS_KEPT = 1000;
 const REOPEN_MS = 5000;
 
@@ -140,7 +142,11 @@ export class AudioPath extends EventEmitter {
     if (!clock.isAnchored) return { frame: write, clamped: true };
     const want = Math.round(clock.frameAt(wallMs));
     const latest = write + Math.round((FUTURE_TOLERANCE_MS * clock.sampleRate) / 1000);
-    if (want < line.ring.oldestPosition) return { frame: line.ring.oldestPosition, clamped: true };
+    // Frame p is overwritten when the writer reaches p + capacity: a worker must get there first, so a
+    // start keeps a margin from that moment.
+    const margin = Math.round((OLDEST_MARGIN_MS * clock.sampleRate) / 1000);
+    const oldest = Math.max(0, write - line.ring.capacity + margin);
+    if (want < oldest) return { frame: oldest, clamped: true };
     if (want > latest) return { frame: write, clamped: true };
     return { frame: want, clamped: false };
   }

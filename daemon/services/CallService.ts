@@ -9,6 +9,7 @@ import { audioPath } from '../store/recordingPaths.js';
 import { RECORDING_ID } from '../store/recordingId.js';
 import type { RecordingStore } from '../store/RecordingStore.js';
 import { ServiceError } from './errors.js';
+import { parseDate, parseRfc3339, toUtcString } from '../time/rfc3339.js';
 
 export interface ListParams {
   from?: string;
@@ -55,7 +56,7 @@ export class CallService {
 
 /** An RFC 3339 time or a date (midnight UTC) as the fixed-width UTC string the index sorts by. */
 export function toUtcBound(value: string, name: string): string {
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00Z`) : Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) throw new ServiceError('bad_request', `--${name}: not an RFC 3339 time or a date: ${value}`);
-  return new Date(ms).toISOString();
+  const ms = parseDate(value) ?? parseRfc3339(value);
+  if (ms === null) throw new ServiceError('bad_request', `--${name}: not an RFC 3339 time with offset or Z, nor a date YYYY-MM-DD: ${value}`);
+  return toUtcString(ms);
 }

@@ -30,6 +30,9 @@ export class PbxListener {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
+    // Exactly the documented path: no trailing slash, no other case.
+    app.set('case sensitive routing', true);
+    app.set('strict routing', true);
     app.post('/pbx/v1/events', (req, res, next) => this.authorize(req, next), express.raw({ type: () => true, limit: MAX_BODY_BYTES }), (req, res, next) => {
       this.accept(req, res).catch(next);
     });
@@ -64,7 +67,7 @@ export class PbxListener {
   }
 
   private authorize(req: Request, next: NextFunction): void {
-    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    const m = /^Bearer +(.+)$/i.exec(req.get('authorization') ?? ''); // the scheme name is case-insensitive (RFC 7235)
     if (!m || !timingSafeEqual(sha256(m[1]!), this.tokenHash)) return next(new SignalError(401, 'unauthorized', 'a valid bearer token is required'));
     next();
   }

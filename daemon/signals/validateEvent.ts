@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import { compileSchemaFile } from '../config/jsonSchema.js';
+import { parseRfc3339 } from '../time/rfc3339.js';
 import type { CallEvent } from '../calls/CallEvent.js';
 
 export type SignalErrorCode =
@@ -65,17 +66,4 @@ function fromAjv(e: ErrorObject): SignalError {
     default:
       return new SignalError(400, 'invalid_value', `${path}: ${e.message}`, path);
   }
-}
-
-/** Epoch ms of an RFC 3339 time, or null when a field is out of range (month 13, 30 February, 25:00). */
-export function parseRfc3339(s: string): number | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/.exec(s);
-  if (!m) return null;
-  const [y, mo, d, h, mi, se] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
-  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || se > 60) return null;
-  if (m[9] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return null;
-  const frac = m[7] ? Number((m[7].slice(1) + '00').slice(0, 3)) : 0;
-  const offset = m[9] ? (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11])) : 0;
-  return Date.UTC(y, mo - 1, d, h, mi, Math.min(se, 59)) + frac - offset * 60_000;
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -17,6 +17,7 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     const file = audioPath(dataDir, meta.id, meta.startedAt);
     const bytes = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
     const fixed = repairOggOpus(bytes, { channels: meta.codec.channels, preSkip: PRE_SKIP_48K, inputSampleRate: meta.codec.sampleRate, outputGain: 0 });
+    mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
     const tmp = `${file}.repair`;
     writeDurably(tmp, fixed.bytes);
     renameSync(tmp, file);
