@@ -8,7 +8,10 @@ import { CallService } from './services/CallService.js';
 import { ServiceError } from './services/errors.js';
 import { PbxListener } from './signals/PbxListener.js';
 import { recoverInterrupted } from './store/recoverInterrupted.js';
-import { indexPath } from './store/recordingPaths.js';
+import { epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
+import { EpochKeyStore } from './keys/EpochKeyStore.js';
+import { KeyRing } from './keys/KeyRing.js';
+import { loadMasterKeys } from './keys/MasterKey.js';
 import { RecordingStore } from './store/RecordingStore.js';
 
 export interface DaemonStatus {
@@ -40,7 +43,9 @@ export class Daemon {
   async start(): Promise<void> {
     mkdirSync(this.cfg.dataDir, { recursive: true, mode: 0o750 });
     chmodSync(this.cfg.dataDir, 0o750); // personal data: never world-readable, whatever made the folder
-    this.store = await RecordingStore.open(indexPath(this.cfg.dataDir));
+    const masters = loadMasterKeys({ credential: this.cfg.keys.masterCredential, ...(this.cfg.keys.masterFile ? { file: this.cfg.keys.masterFile } : {}), create: this.cfg.keys.createMasterFile });
+    const keys = new KeyRing(new EpochKeyStore(epochStorePath(this.cfg.dataDir), masters));
+    this.store = await RecordingStore.open(indexPath(this.cfg.dataDir), keys, (id, startedAt) => sidecarPath(this.cfg.dataDir, id, startedAt));
     const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
     if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');
     this.path = new AudioPath(this.cfg, this.log);

@@ -162,7 +162,7 @@ t.test('a long list survives a pipe whole', async (t) => {
   for (let i = 0; i < 150; i++) {
     const id = `01M8Z${String(i).padStart(21, '0')}`;
     ids.push(id);
-    await td.daemon.store.put({ ...a, id, callId: `filler-${i}`, startedAt: new Date(Date.parse(a.startedAt) - 86_400_000 + i).toISOString() });
+    await td.daemon.store.create({ ...a, id, callId: `filler-${i}`, startedAt: new Date(Date.parse(a.startedAt) - 86_400_000 + i).toISOString() });
   }
   const r = await callrec(['--socket', socket, 'calls', 'list', '--json']);
   t.ok(r.stdout.length > 100_000, `${r.stdout.length} bytes`);

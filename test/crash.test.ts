@@ -20,6 +20,7 @@ writeFileSync(cfgFile, stringify({
   lines: [{ id: 'L1', card: 'v0', channels: [0] }],
   signals: { port: 0, token },
   control: { socket },
+  keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
 }));
 
 /** Starts callrecd as its own process; resolves with the PBX URL once it logs that it is ready. */

@@ -13,7 +13,7 @@ const run = promisify(execFile);
 t.test('the demo records at least three calls within 60 s that export as valid Ogg Opus, and Ctrl-C stops it cleanly', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'callrec-demo-'));
   const cfg = parse(readFileSync('config/demo.yaml', 'utf8'));
-  Object.assign(cfg, { dataDir: join(dir, 'data'), control: { socket: join(dir, 'callrec.sock') } });
+  Object.assign(cfg, { dataDir: join(dir, 'data'), control: { socket: join(dir, 'callrec.sock') }, keys: { masterFile: join(dir, 'master.key'), createMasterFile: true } });
   cfg.signals.port = 0;
   const cfgFile = join(dir, 'demo.yaml');
   writeFileSync(cfgFile, stringify(cfg));

@@ -1,7 +1,6 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { decodeOggOpus } from '../daemon/store/ogg/decodeOggOpus.js';
-import { audioPath } from '../daemon/store/recordingPaths.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { bestCorrelation, readWav } from './helpers/audio.js';
 import { startPulseCard } from './helpers/pulseCard.js';
@@ -61,7 +60,7 @@ t.test('three overlapping calls signalled over HTTP, recorded through PortAudio,
     t.same(m.gaps, [], `${l.line}: no gaps`);
     const signalled = Date.parse(rec.end!.at as string) - Date.parse(rec.start.at as string);
     t.ok(Math.abs(m.durationMs! - signalled) <= 40, `${l.line}: duration ${m.durationMs} ms = end - start (${signalled} ms)`);
-    const pcm = decodeOggOpus(readFileSync(audioPath(td.cfg.dataDir, m.id, m.startedAt)));
+    const pcm = decodeOggOpus(await td.daemon.service.export(m.id, 'opus'));
     sources.forEach((src, j) => {
       const c = bestCorrelation(pcm.samples, src, src.length, Math.floor(pcm.samples.length * 0.9));
       if (j === i) t.ok(c.r >= 0.8, `${l.line}: correlates with the speech played on its line (r = ${c.r.toFixed(3)})`);

@@ -132,10 +132,13 @@ export class CallManager {
       codec: { name: 'opus', sampleRate, channels, bitrate: this.cfg.encode.bitrate, complexity: this.cfg.encode.complexity },
       audioBytes: null,
       audioSha256: null,
+      storedBytes: null,
+      storedSha256: null,
     };
-    await this.store.put(meta);
+    const key = await this.store.create(meta);
     const file = audioPath(this.cfg.dataDir, id, meta.startedAt);
-    const encoding = this.path.record({ id, line, startFrame, path: file, serial: randomInt(1, 2 ** 31) });
+    const encoding = this.path.record({ id, line, startFrame, path: file, serial: randomInt(1, 2 ** 31), key });
+    key.fill(0); // the worker has its own copy
     // Counted from the call's start (`at`), not from when the signal arrived.
     const maxTimer = setTimeout(() => {
       void this.handleTimeout(ev.callId);
@@ -234,6 +237,8 @@ export class CallManager {
     if (gaps.length > 0 && !meta.flags.includes('gaps')) meta.flags.push('gaps');
     meta.audioBytes = result.audioBytes;
     meta.audioSha256 = result.audioSha256;
+    meta.storedBytes = result.storedBytes;
+    meta.storedSha256 = result.storedSha256;
     await this.settle(call);
   }
 

@@ -32,5 +32,6 @@ export interface Config {
   recording: { pageFlushMs: number; lateEndMs: number; maxDurationS: number; endReconcileMs: number };
   signals: { host: string; port: number; token: string };
   control: { socket: string };
+  keys: { masterCredential: string; masterFile?: string; createMasterFile: boolean };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
 }

@@ -88,7 +88,8 @@ export function parseConfig(text: string, file: string | null): Config {
     });
   });
   if (problems.length > 0) throw new ConfigError(problems, file);
-  return { ...cfg, source: file, dataDir: at(cfg.dataDir), control: { socket: at(cfg.control.socket) } };
+  const keys = cfg.keys.masterFile ? { ...cfg.keys, masterFile: at(cfg.keys.masterFile) } : cfg.keys;
+  return { ...cfg, source: file, dataDir: at(cfg.dataDir), control: { socket: at(cfg.control.socket) }, keys };
 }
 
 function nodeForParent(root: Node, path: (string | number)[]): Node | undefined {

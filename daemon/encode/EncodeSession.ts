@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { FileSink } from '../store/FileSink.js';
 import { HashSink } from '../store/HashSink.js';
+import { SealSink } from '../store/sealed/SealSink.js';
 import { OggOpusWriter } from '../store/ogg/OggOpusWriter.js';
 import { LineRing } from '../ring/LineRing.js';
 import { OpusFrameEncoder, PRE_SKIP_48K } from './OpusFrameEncoder.js';
@@ -27,6 +28,7 @@ export class EncodeSession {
   private readonly ring: LineRing;
   private readonly encoder: OpusFrameEncoder;
   private readonly hash: HashSink;
+  private readonly storedHash: HashSink;
   private readonly ogg: OggOpusWriter;
   private readonly frame: Int16Array;
   private readonly size: number;
@@ -50,7 +52,9 @@ export class EncodeSession {
     this.lookahead = PRE_SKIP_48K / this.ratio;
     this.holdFrames = Math.round((job.holdMs * job.sampleRate) / 1000);
     this.frame = new Int16Array(this.size * this.ring.channels);
-    this.hash = new HashSink(new FileSink(job.path));
+    // Ogg -> hash of the plain stream -> seal (when keyed) -> hash of the stored bytes -> file.
+    this.storedHash = new HashSink(new FileSink(job.path));
+    this.hash = new HashSink(job.key ? new SealSink(this.storedHash, Buffer.from(job.key.buffer, job.key.byteOffset, job.key.byteLength)) : this.storedHash);
     this.ogg = new OggOpusWriter(this.hash, { channels: this.ring.channels, preSkip: PRE_SKIP_48K, inputSampleRate: job.sampleRate, outputGain: 0 }, job.serial);
     this.hash.flush();
     this.next = job.startFrame;
@@ -144,6 +148,8 @@ export class EncodeSession {
       frames: Number(finalGranule - BigInt(PRE_SKIP_48K)) / this.ratio,
       audioBytes: this.hash.bytes,
       audioSha256: this.hash.sha256,
+      storedBytes: this.storedHash.bytes,
+      storedSha256: this.storedHash.sha256,
       finalGranule: finalGranule.toString(),
       overruns: this.overruns,
       clampedEnd,

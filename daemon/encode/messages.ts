@@ -19,6 +19,8 @@ export interface EncodeJob {
   /** Audio younger than this stays unwritten, so an end signal up to this late still cuts exactly. */
   holdMs: number;
   serial: number;
+  /** The recording's data key: the file is sealed under it. Without one the file is plain Ogg (benchmarks, tests). */
+  key?: Uint8Array;
 }
 
 export interface EncodeResult {
@@ -27,6 +29,9 @@ export interface EncodeResult {
   frames: number;
   audioBytes: number;
   audioSha256: string;
+  /** The file as stored: equal to the audio figures when it is not sealed. */
+  storedBytes: number;
+  storedSha256: string;
   finalGranule: string;
   /** Stretches the worker could not read in time and wrote as silence: [startFrame, frames]. */
   overruns: Array<[number, number]>;

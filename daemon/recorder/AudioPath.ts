@@ -165,7 +165,7 @@ export class AudioPath extends EventEmitter {
     return this.line(id).card.gaps.filter((g) => g.frame < to && g.frame + g.frames > from);
   }
 
-  record(job: { id: string; line: string; startFrame: number; path: string; serial: number }): Promise<EncodeResult> {
+  record(job: { id: string; line: string; startFrame: number; path: string; serial: number; key: Buffer }): Promise<EncodeResult> {
     const line = this.line(job.line);
     return this.pool!.start({
       id: job.id,
@@ -178,6 +178,7 @@ export class AudioPath extends EventEmitter {
       pageFlushMs: this.cfg.recording.pageFlushMs,
       holdMs: this.cfg.recording.lateEndMs,
       serial: job.serial,
+      key: job.key,
     });
   }
 

@@ -4,7 +4,8 @@ import type { Config } from '../config/Config.js';
 import { normalizeNumber } from '../calls/callerNumber.js';
 import { wavBytes } from '../capture/wav.js';
 import { decodeOggOpus } from '../store/ogg/decodeOggOpus.js';
-import { isTombstone, type RecordingRecord } from '../store/RecordingMeta.js';
+import { isTombstone, type RecordingMeta, type RecordingRecord } from '../store/RecordingMeta.js';
+import { openSealed, SealedStreamError } from '../store/sealed/openSealed.js';
 import { audioPath } from '../store/recordingPaths.js';
 import { RECORDING_ID } from '../store/recordingId.js';
 import type { RecordingStore } from '../store/RecordingStore.js';
@@ -46,11 +47,24 @@ export class CallService {
     const rec = await this.show(id);
     if (isTombstone(rec)) throw new ServiceError('not_found', `recording ${id} was destroyed`);
     if (rec.status === 'recording') throw new ServiceError('conflict', `recording ${id} is still being recorded`);
-    const bytes = await readFile(audioPath(this.cfg.dataDir, id, rec.startedAt));
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    if (rec.audioSha256 && sha !== rec.audioSha256) throw new ServiceError('integrity', `recording ${id}: audio does not match its SHA-256`);
+    const bytes = await this.plainAudio(rec);
     if (format === 'opus') return bytes;
     return wavBytes(decodeOggOpus(bytes, rec.codec.sampleRate));
+  }
+
+  /** The plain Ogg Opus of a finished recording, after every check: stored hash, each segment's tag, plain hash. */
+  private async plainAudio(rec: RecordingMeta): Promise<Buffer> {
+    const stored = await readFile(audioPath(this.cfg.dataDir, rec.id, rec.startedAt));
+    if (rec.storedSha256 && sha256(stored) !== rec.storedSha256) throw new ServiceError('integrity', `recording ${rec.id}: the stored file does not match its SHA-256`);
+    let plain: Buffer;
+    try {
+      plain = openSealed(stored, await this.store.dataKey(rec.id)).plain;
+    } catch (err) {
+      if (err instanceof SealedStreamError) throw new ServiceError('integrity', `recording ${rec.id}: ${err.message}`);
+      throw err;
+    }
+    if (rec.audioSha256 && sha256(plain) !== rec.audioSha256) throw new ServiceError('integrity', `recording ${rec.id}: the audio does not match its SHA-256`);
+    return plain;
   }
 }
 
@@ -60,3 +74,5 @@ export function toUtcBound(value: string, name: string): string {
   if (ms === null) throw new ServiceError('bad_request', `--${name}: not an RFC 3339 time with offset or Z, nor a date YYYY-MM-DD: ${value}`);
   return toUtcString(ms);
 }
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

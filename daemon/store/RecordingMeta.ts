@@ -44,6 +44,9 @@ export interface RecordingMeta {
   codec: CodecInfo;
   audioBytes: number | null;
   audioSha256: string | null;
+  /** The file as stored (sealed): its length and SHA-256. */
+  storedBytes: number | null;
+  storedSha256: string | null;
 }
 
 /** What is left of a destroyed recording: nothing personal. */
@@ -56,4 +59,4 @@ export interface RecordingTombstone {
 
 export type RecordingRecord = RecordingMeta | RecordingTombstone;
 
-export const isTombstone = (r: RecordingRecord): r is RecordingTombstone => r.status === 'destroyed';
+export const isTombstone = (r: { status: string }): r is RecordingTombstone => r.status === 'destroyed';

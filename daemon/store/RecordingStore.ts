@@ -1,5 +1,9 @@
 import { Level } from 'level';
+import { epochOf, type Epoch } from '../keys/EpochKeyStore.js';
+import type { KeyRing } from '../keys/KeyRing.js';
+import { replaceFileDurably } from './durableWrite.js';
 import { isTombstone, type RecordingMeta, type RecordingRecord, type RecordingStatus } from './RecordingMeta.js';
+import { openRecord, sealRecord, type StoredRecord, type StoredRecording } from './StoredRecord.js';
 
 export interface RecordingQuery {
   /** Inclusive lower bound on startedAt (RFC 3339 UTC). */
@@ -13,7 +17,8 @@ export interface RecordingQuery {
   includeDestroyed?: boolean;
 }
 
-type IndexName = 'start' | 'caller' | 'agent' | 'service';
+type HashedIndex = 'caller' | 'agent' | 'service';
+type IndexName = 'start' | HashedIndex;
 const SEP = '\x00';
 const END = '\x01';
 
@@ -23,16 +28,26 @@ export function callerKey(m: Pick<RecordingMeta, 'caller' | 'callerNormalized'>)
   return m.caller ? `raw:${m.caller}` : null;
 }
 
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
 /**
- * Recording metadata in LevelDB: one record per id, and secondary indexes whose keys sort as bytes in
- * time order (`<value>\0<startedAt>\0<id>`; ISO-8601 UTC with fixed width sorts correctly).
+ * Recording metadata in LevelDB, and a sealed sidecar file beside each recording's audio (so the index
+ * can be rebuilt from the files alone). Nothing personal is stored in the clear: personal fields are
+ * sealed under the recording's data key, and the caller, adviser and service number indexes are keyed
+ * hashes under the month's index key: `<epoch>\0<hash>\0<startedAt>\0<id>`; the start-time index is
+ * `<startedAt>\0<id>`. ISO-8601 UTC with fixed width sorts correctly as bytes.
  */
 export class RecordingStore {
   private readonly records;
   private readonly indexes;
 
-  private constructor(private readonly db: Level<string, string>) {
-    this.records = db.sublevel<string, RecordingRecord>('rec', { valueEncoding: 'json' });
+  private constructor(private readonly db: Level<string, string>, readonly keys: KeyRing, private readonly sidecarPath: (id: string, startedAt: string) => string) {
+    this.records = db.sublevel<string, StoredRecord>('rec', { valueEncoding: 'json' });
     this.indexes = {
       start: db.sublevel<string, string>('by-start', {}),
       caller: db.sublevel<string, string>('by-caller', {}),
@@ -41,51 +56,71 @@ export class RecordingStore {
     } satisfies Record<IndexName, unknown>;
   }
 
-  static async open(dir: string): Promise<RecordingStore> {
+  static async open(dir: string, keys: KeyRing, sidecarPath: (id: string, startedAt: string) => string): Promise<RecordingStore> {
     const db = new Level<string, string>(dir);
     try {
       await db.open();
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') throw new Error(`the index ${dir} is locked: another callrecd is running with this dataDir`);
-      throw new Error(`cannot open the index ${dir}: ${(cause as Error | undefined)?.message ?? (err as Error).message}`);
+      if (cause?.code === 'LEVEL_LOCKED') throw new StoreError(`the index ${dir} is locked: another callrecd is running with this dataDir`);
+      throw new StoreError(`cannot open the index ${dir}: ${(cause as Error | undefined)?.message ?? (err as Error).message}`);
     }
-    return new RecordingStore(db);
+    return new RecordingStore(db, keys, sidecarPath);
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
 
-  async get(id: string): Promise<RecordingRecord | null> {
+  /** A new recording: makes its data key (returned, for the encoder) and stores its first record. */
+  async create(meta: RecordingMeta): Promise<Buffer> {
+    const epoch = epochOf(Date.parse(meta.startedAt));
+    const { key, wrapped } = this.keys.newDataKey(meta.id, epoch);
+    await this.write(null, sealRecord(meta, { epoch, wrappedKey: wrapped, storedBytes: meta.storedBytes, storedSha256: meta.storedSha256 }, key), meta);
+    return key;
+  }
+
+  /** Updates a recording made by `create`. */
+  async put(meta: RecordingMeta): Promise<void> {
+    const old = await this.stored(meta.id);
+    if (!old || isTombstone(old)) throw new StoreError(`no recording ${meta.id} to update`);
+    const key = this.keys.openDataKey(old.id, old.epoch, old.wrappedKey);
+    await this.write(old, sealRecord(meta, { epoch: old.epoch, wrappedKey: old.wrappedKey, storedBytes: meta.storedBytes, storedSha256: meta.storedSha256 }, key), meta);
+  }
+
+  /** Restores a record from its sidecar (`callrec db rebuild`). */
+  async restore(rec: StoredRecording): Promise<void> {
+    const key = this.keys.openDataKey(rec.id, rec.epoch, rec.wrappedKey);
+    await this.write(await this.stored(rec.id), rec, openRecord(rec, key), false);
+  }
+
+  async dataKey(id: string): Promise<Buffer> {
+    const rec = await this.stored(id);
+    if (!rec || isTombstone(rec)) throw new StoreError(`recording ${id} has no key`);
+    return this.keys.openDataKey(rec.id, rec.epoch, rec.wrappedKey);
+  }
+
+  async stored(id: string): Promise<StoredRecord | null> {
     return (await this.records.get(id)) ?? null;
   }
 
-  /** Writes a record and keeps its index entries in step, in one atomic batch. */
-  async put(rec: RecordingRecord): Promise<void> {
-    const old = await this.get(rec.id);
-    const ops: Array<{ type: 'put' | 'del'; key: string; value?: string; sublevel: unknown }> = [];
-    const before = old && !isTombstone(old) ? indexKeys(old) : [];
-    const after = isTombstone(rec) ? [] : indexKeys(rec);
-    const afterSet = new Set(after.map(([n, k]) => `${n}/${k}`));
-    for (const [name, key] of before) if (!afterSet.has(`${name}/${key}`)) ops.push({ type: 'del', key, sublevel: this.indexes[name] });
-    for (const [name, key] of after) ops.push({ type: 'put', key, value: '', sublevel: this.indexes[name] });
-    ops.push({ type: 'put', key: rec.id, value: rec as unknown as string, sublevel: this.records });
-    await this.db.batch(ops as never);
+  async get(id: string): Promise<RecordingRecord | null> {
+    const rec = await this.stored(id);
+    if (!rec || isTombstone(rec)) return rec;
+    return openRecord(rec, this.keys.openDataKey(rec.id, rec.epoch, rec.wrappedKey));
   }
 
-  /** Records matching `q`, sorted by start time. Tombstones (no start time) come last, by id. */
+  /** Records matching `q`, sorted by start time. Tombstones (no start time) come last. */
   async list(q: RecordingQuery = {}): Promise<RecordingRecord[]> {
-    const [name, prefix] = pickIndex(q);
-    const lower = prefix + (q.from ?? '');
-    const upper = q.to !== undefined ? prefix + q.to : prefix.length > 0 ? prefix.slice(0, -1) + END : undefined;
     const out: RecordingRecord[] = [];
-    const range = upper === undefined ? { gte: lower } : { gte: lower, lt: upper };
-    for await (const key of this.indexes[name].keys(range)) {
-      const id = key.slice(key.lastIndexOf(SEP) + 1);
-      const rec = await this.get(id);
-      if (!rec || isTombstone(rec) || !matches(rec, q)) continue;
-      out.push(rec);
+    for (const [name, prefix] of this.ranges(q)) {
+      const lower = prefix + (q.from ?? '');
+      const upper = q.to !== undefined ? prefix + q.to : prefix.length > 0 ? prefix.slice(0, -1) + END : undefined;
+      const range = upper === undefined ? { gte: lower } : { gte: lower, lt: upper };
+      for await (const key of this.indexes[name].keys(range)) {
+        const rec = await this.get(key.slice(key.lastIndexOf(SEP) + 1));
+        if (rec && !isTombstone(rec) && matches(rec, q)) out.push(rec);
+      }
     }
     if (q.includeDestroyed) {
       for await (const rec of this.records.values()) if (isTombstone(rec)) out.push(rec);
@@ -95,7 +130,7 @@ export class RecordingStore {
 
   async withStatus(status: RecordingStatus): Promise<RecordingMeta[]> {
     const out: RecordingMeta[] = [];
-    for await (const rec of this.records.values()) if (rec.status === status && !isTombstone(rec)) out.push(rec);
+    for await (const rec of this.records.values()) if (rec.status === status && !isTombstone(rec)) out.push((await this.get(rec.id)) as RecordingMeta);
     return out;
   }
 
@@ -104,23 +139,54 @@ export class RecordingStore {
     for await (const _ of this.records.keys()) n++;
     return n;
   }
+
+  /** Every stored record (for verification and destruction sweeps). */
+  async *all(): AsyncGenerator<StoredRecord> {
+    for await (const rec of this.records.values()) yield rec;
+  }
+
+  private async write(old: StoredRecord | null, rec: StoredRecord, meta: RecordingMeta | null, sidecar = true): Promise<void> {
+    const before = old && !isTombstone(old) ? indexKeys(old, this.oldMetaKeys(old)) : [];
+    const after = isTombstone(rec) || !meta ? [] : indexKeys(rec, this.metaKeys(rec.epoch, meta));
+    const afterSet = new Set(after.map(([n, k]) => `${n}/${k}`));
+    const ops: Array<{ type: 'put' | 'del'; key: string; value?: unknown; sublevel: unknown }> = [];
+    for (const [name, key] of before) if (!afterSet.has(`${name}/${key}`)) ops.push({ type: 'del', key, sublevel: this.indexes[name] });
+    for (const [name, key] of after) ops.push({ type: 'put', key, value: '', sublevel: this.indexes[name] });
+    ops.push({ type: 'put', key: rec.id, value: rec, sublevel: this.records });
+    if (sidecar && !isTombstone(rec)) replaceFileDurably(this.sidecarPath(rec.id, rec.startedAt), `${JSON.stringify(rec)}\n`);
+    await this.db.batch(ops as never);
+  }
+
+  private metaKeys(epoch: Epoch, m: RecordingMeta): Partial<Record<HashedIndex, string>> {
+    const caller = callerKey(m);
+    return {
+      ...(caller ? { caller: this.keys.indexHash(epoch, 'caller', caller) } : {}),
+      ...(m.agentId ? { agent: this.keys.indexHash(epoch, 'agent', m.agentId) } : {}),
+      service: this.keys.indexHash(epoch, 'service', m.serviceNumber),
+    };
+  }
+
+  /** The hashes an existing record was indexed under (its personal fields opened to recompute them). */
+  private oldMetaKeys(old: StoredRecording): Partial<Record<HashedIndex, string>> {
+    return this.metaKeys(old.epoch, openRecord(old, this.keys.openDataKey(old.id, old.epoch, old.wrappedKey)));
+  }
+
+  /** The index ranges to walk for `q`: by start time, or one per live epoch for a hashed key. */
+  private ranges(q: RecordingQuery): Array<[IndexName, string]> {
+    const [name, value] = q.caller !== undefined ? (['caller', q.caller] as const) : q.agentId !== undefined ? (['agent', q.agentId] as const) : q.serviceNumber !== undefined ? (['service', q.serviceNumber] as const) : ([null, null] as const);
+    if (!name) return [['start', '']];
+    return this.keys.epochs.epochs().map((epoch) => [name, `${epoch}${SEP}${this.keys.indexHash(epoch, name, value!)}${SEP}`]);
+  }
 }
 
-function indexKeys(m: RecordingMeta): Array<[IndexName, string]> {
-  const tail = `${m.startedAt}${SEP}${m.id}`;
+function indexKeys(rec: StoredRecording, hashes: Partial<Record<HashedIndex, string>>): Array<[IndexName, string]> {
+  const tail = `${rec.startedAt}${SEP}${rec.id}`;
   const keys: Array<[IndexName, string]> = [['start', tail]];
-  const caller = callerKey(m);
-  if (caller) keys.push(['caller', `${caller}${SEP}${tail}`]);
-  if (m.agentId) keys.push(['agent', `${m.agentId}${SEP}${tail}`]);
-  keys.push(['service', `${m.serviceNumber}${SEP}${tail}`]);
+  for (const name of ['caller', 'agent', 'service'] as const) {
+    const h = hashes[name];
+    if (h) keys.push([name, `${rec.epoch}${SEP}${h}${SEP}${tail}`]);
+  }
   return keys;
-}
-
-function pickIndex(q: RecordingQuery): [IndexName, string] {
-  if (q.caller !== undefined) return ['caller', q.caller + SEP];
-  if (q.agentId !== undefined) return ['agent', q.agentId + SEP];
-  if (q.serviceNumber !== undefined) return ['service', q.serviceNumber + SEP];
-  return ['start', ''];
 }
 
 function matches(m: RecordingMeta, q: RecordingQuery): boolean {

@@ -34,6 +34,7 @@ export async function startTestDaemon(overrides: Record<string, unknown> = {}): 
     recording: { maxDurationS: 3600, endReconcileMs: 1000 },
     signals: { host: '127.0.0.1', port: 0, token: TOKEN },
     control: { socket: join(dir, 'callrec.sock') },
+    keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
     log: { level: 'silent' },
     ...overrides,
   };
