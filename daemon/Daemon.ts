@@ -8,7 +8,9 @@ import { CallService } from './services/CallService.js';
 import { ServiceError } from './services/errors.js';
 import { PbxListener } from './signals/PbxListener.js';
 import { recoverInterrupted } from './store/recoverInterrupted.js';
-import { epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
+import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
+import { Destroyer } from './store/Destroyer.js';
+import { Retention } from './store/Retention.js';
 import { EpochKeyStore } from './keys/EpochKeyStore.js';
 import { KeyRing } from './keys/KeyRing.js';
 import { loadMasterKeys } from './keys/MasterKey.js';
@@ -32,6 +34,9 @@ export class Daemon {
   path!: AudioPath;
   calls!: CallManager;
   service!: CallService;
+  destroyer!: Destroyer;
+  retention!: Retention;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private pbx!: PbxListener;
   private control!: ControlServer;
   pbxAddress = { host: '', port: 0 };
@@ -46,12 +51,20 @@ export class Daemon {
     const masters = loadMasterKeys({ credential: this.cfg.keys.masterCredential, ...(this.cfg.keys.masterFile ? { file: this.cfg.keys.masterFile } : {}), create: this.cfg.keys.createMasterFile });
     const keys = new KeyRing(new EpochKeyStore(epochStorePath(this.cfg.dataDir), masters));
     this.store = await RecordingStore.open(indexPath(this.cfg.dataDir), keys, (id, startedAt) => sidecarPath(this.cfg.dataDir, id, startedAt));
+    this.destroyer = new Destroyer(this.cfg.dataDir, this.store, destructionLogPath(this.cfg.dataDir), this.log);
+    await this.destroyer.replay();
+    this.retention = new Retention(this.store, this.destroyer, keys.epochs, () => this.cfg.retention.months, this.log);
     const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
     if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');
     this.path = new AudioPath(this.cfg, this.log);
     await this.path.start();
     this.calls = new CallManager(this.cfg, this.path, this.store, this.log);
-    this.service = new CallService(this.cfg, this.store);
+    this.service = new CallService(this.cfg, this.store, this.destroyer);
+    await this.retention.sweep();
+    this.sweepTimer = setInterval(() => {
+      this.retention.sweep().catch((err: Error) => this.log.error({ err: err.message }, 'retention sweep failed'));
+    }, 3600_000);
+    this.sweepTimer.unref();
     this.pbx = new PbxListener({ ...this.cfg.signals, hasLine: (id) => this.path.hasLine(id) }, this.calls, this.log);
     this.pbxAddress = await this.pbx.start();
     this.control = new ControlServer(this.cfg.control.socket, this.controlMethods(), this.log);
@@ -61,6 +74,7 @@ export class Daemon {
 
   /** Stops taking calls, closes every open recording cleanly, then the devices and the store. */
   async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
     await this.pbx?.stop();
     await this.calls?.closeAll();
     await this.control?.stop();
@@ -106,6 +120,14 @@ export class Daemon {
         return { data: (await this.service.export(str(p, 'id') ?? '', format)).toString('base64') };
       },
       status: () => this.status(),
+      'calls.destroy': (p) => {
+        const reason = str(p, 'reason');
+        if (!reason || !reason.trim()) throw new ServiceError('bad_request', '--reason is required');
+        return this.service.destroy(str(p, 'id') ?? '', reason, 'operator');
+      },
+      'verify.ids': () => this.service.verifiableIds(),
+      verify: (p) => this.service.verify(str(p, 'id') ?? ''),
+      'keys.rotate': async () => this.store.keys.epochs.rotate(),
     };
   }
 }

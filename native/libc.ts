@@ -16,3 +16,30 @@ export function separateNativeStdout(): number {
   if ((dup2(2, 1) as number) < 0) throw new Error('dup2(2, 1) failed');
   return logFd;
 }
+
+const prctl = libc.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)');
+const mlock = libc.func('int mlock(const void *addr, size_t len)');
+const setrlimit = libc.func('int setrlimit(int resource, const void *rlim)');
+const PR_SET_DUMPABLE = 4;
+const PR_GET_DUMPABLE = 3;
+const RLIMIT_CORE = 4;
+
+/**
+ * No core dumps of this process (they would hold keys): not dumpable, and a core size limit of 0.
+ * Returns whether the kernel agreed.
+ */
+export function disableCoreDumps(): boolean {
+  const zero = Buffer.alloc(16); // struct rlimit { rlim_t cur, max } = { 0, 0 }
+  const a = (setrlimit(RLIMIT_CORE, zero) as number) === 0;
+  const b = (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) as number) === 0;
+  return a && b;
+}
+
+export function isDumpable(): boolean {
+  return (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) as number) !== 0;
+}
+
+/** Keeps `buf`'s pages out of swap (RLIMIT_MEMLOCK permitting); false when the OS refused. */
+export function lockMemory(buf: Buffer): boolean {
+  return (mlock(buf, buf.length) as number) === 0;
+}

@@ -6,8 +6,10 @@ import { loadConfig, demoConfigPath } from '../daemon/config/loadConfig.js';
 import { createLogger } from '../daemon/ops/logger.js';
 import { Daemon } from '../daemon/Daemon.js';
 import { PbxSimulator } from '../daemon/sim/PbxSimulator.js';
+import { disableCoreDumps } from '../native/libc.js';
 
 process.umask(0o027);
+disableCoreDumps();
 const cfg = loadConfig(process.env.CALLREC_CONFIG ?? demoConfigPath);
 const log = createLogger(cfg.log.level, 2);
 const daemon = new Daemon(cfg, log);

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/loadConfig.js';
 import { callDaemon, ControlCallError } from '../cli/ControlClient.js';
 import { formatList, formatRecord } from '../cli/format.js';
+import { progressMeter } from '../cli/progress.js';
 import type { RecordingRecord } from '../store/RecordingMeta.js';
 
 /** Exit codes (a contract): 0 ok, 1 failure, 2 usage, 3 not logged in, 4 not found. */
@@ -13,6 +14,10 @@ const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
   calls list [--json] [--from T] [--to T] [--caller N] [--agent ID] [--include-destroyed]
   calls show ID [--json]
   calls export ID --format wav|opus -o FILE
+  calls destroy ID --reason TEXT [--json]
+  verify (ID | --all) [--json]
+  keys rotate [--json]
+  db rebuild --offline --config FILE [--json]
   status [--json]
 T: an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC); --from inclusive, --to exclusive.
 The socket: --socket, else $CALLREC_SOCKET, else the one in --config FILE, else /run/callrec/callrec.sock.`;
@@ -32,6 +37,9 @@ async function main(argv: string[]): Promise<number> {
       caller: { type: 'string' },
       agent: { type: 'string' },
       'include-destroyed': { type: 'boolean' },
+      reason: { type: 'string' },
+      all: { type: 'boolean' },
+      offline: { type: 'boolean' },
       format: { type: 'string' },
       output: { type: 'string', short: 'o' },
       help: { type: 'boolean', short: 'h' },
@@ -57,6 +65,19 @@ async function main(argv: string[]): Promise<number> {
     const st = await callDaemon(socket, 'status');
     out(values.json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st as Record<string, unknown>));
     return EXIT.ok;
+  }
+  if (group === 'verify') return verify(socket, verb, values.all === true, values.json === true);
+  if (group === 'keys' && verb === 'rotate' && !id) {
+    const r = (await callDaemon(socket, 'keys.rotate')) as { rotated: number; masterKeyId: string };
+    out(values.json ? `${JSON.stringify(r)}\n` : `${r.rotated} epoch key(s) re-sealed under master key ${r.masterKeyId}\n`);
+    return EXIT.ok;
+  }
+  if (group === 'db' && verb === 'rebuild' && !id) {
+    if (!values.offline || !values.config) throw new UsageError('db rebuild needs --offline --config FILE (stop callrecd first: the index allows one process)');
+    const { rebuildOffline } = await import('../cli/rebuildOffline.js');
+    const r = await rebuildOffline(values.config);
+    out(values.json ? `${JSON.stringify(r)}\n` : `restored ${r.restored} recording(s) from sidecars${r.failed.length ? `; ${r.failed.length} failed:\n${r.failed.map((f) => `  ${f.file}: ${f.problem}`).join('\n')}` : ''}\nold index kept at ${r.oldIndex ?? '(none)'}\n`);
+    return r.failed.length ? EXIT.failure : EXIT.ok;
   }
   if (group !== 'calls') throw new UsageError(group ? `unknown command: ${positionals.join(' ')}` : 'no command');
   switch (verb) {
@@ -89,9 +110,33 @@ async function main(argv: string[]): Promise<number> {
       if (process.stderr.isTTY) process.stderr.write(`exported ${rid} to ${values.output}\n`);
       return EXIT.ok;
     }
+    case 'destroy': {
+      const rid = needId();
+      if (!values.reason?.trim()) throw new UsageError('calls destroy: --reason TEXT is required');
+      const tomb = await callDaemon(socket, 'calls.destroy', { id: rid, reason: values.reason });
+      out(values.json ? `${JSON.stringify(tomb, null, 2)}\n` : `destroyed ${rid}\n`);
+      return EXIT.ok;
+    }
     default:
       throw new UsageError(`unknown command: calls ${verb ?? ''}`.trim());
   }
+}
+
+/** `verify ID` or `verify --all`: one request per recording, so a terminal shows progress. */
+async function verify(socket: string, id: string | undefined, all: boolean, json: boolean): Promise<number> {
+  if ((id === undefined) === !all) throw new UsageError('verify: an ID or --all');
+  const ids = all ? ((await callDaemon(socket, 'verify.ids')) as string[]) : [id!];
+  const meter = progressMeter('verifying');
+  const results: Array<{ id: string; ok: boolean; problem?: string }> = [];
+  for (const [i, rid] of ids.entries()) {
+    results.push((await callDaemon(socket, 'verify', { id: rid })) as { id: string; ok: boolean; problem?: string });
+    meter.update(i + 1, ids.length);
+  }
+  meter.end();
+  const bad = results.filter((r) => !r.ok);
+  if (json) process.stdout.write(`${JSON.stringify({ checked: results.length, failed: bad }, null, 2)}\n`);
+  else process.stdout.write(`${results.length} checked, ${bad.length} failed${bad.map((b) => `\n  ${b.problem}`).join('')}\n`);
+  return bad.length ? EXIT.failure : EXIT.ok;
 }
 
 function formatStatus(st: Record<string, unknown>): string {

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { configWarnings, loadConfig, ConfigError, PLACEHOLDER_TOKEN } from '../config/loadConfig.js';
 import { createLogger } from '../ops/logger.js';
 import { Daemon } from '../Daemon.js';
-import { separateNativeStdout } from '../../native/libc.js';
+import { disableCoreDumps, separateNativeStdout } from '../../native/libc.js';
 
 const USAGE = 'usage: callrecd --config FILE | callrecd --check-config FILE';
 
@@ -45,7 +45,10 @@ async function main(): Promise<number> {
   }
   // Files 0640 and folders 0750 (LevelDB's too): recordings are personal data.
   process.umask(0o027);
+  // Keys live in this process: no core dump may carry them away.
+  const noDumps = disableCoreDumps();
   const log = createLogger(cfg.log.level, separateNativeStdout());
+  if (!noDumps) log.warn('could not disable core dumps: keys could end up in a dump');
   const daemon = new Daemon(cfg, log);
   try {
     await daemon.start();

@@ -33,5 +33,6 @@ export interface Config {
   signals: { host: string; port: number; token: string };
   control: { socket: string };
   keys: { masterCredential: string; masterFile?: string; createMasterFile: boolean };
+  retention: { months: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
 }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { replaceFileDurably } from '../store/durableWrite.js';
 import { open, seal } from './aead.js';
 import type { MasterKey } from './MasterKey.js';
+import { protectKey } from './protectKey.js';
 
 /** One calendar month of recordings (UTC start), e.g. `2026-12`. */
 export type Epoch = string;
@@ -73,7 +74,8 @@ export class EpochKeyStore {
     if (!stored) throw new KeyStoreError(`epoch ${epoch} has no key (destroyed)`);
     const master = this.masters.all.find((m) => m.id === stored.masterKeyId);
     if (!master) throw new KeyStoreError(`epoch ${epoch} is sealed under master key ${stored.masterKeyId}, which is not loaded: install that credential (see docs/security.md, rotation)`);
-    const material = open(master.key, Buffer.from(stored.sealed, 'base64'), aad(epoch, master.id), `epoch key ${epoch}`);
+    const material = protectKey(Buffer.allocUnsafeSlow(64));
+    open(master.key, Buffer.from(stored.sealed, 'base64'), aad(epoch, master.id), `epoch key ${epoch}`).copy(material);
     const keys = { wrapKey: material.subarray(0, 32), indexKey: material.subarray(32, 64) };
     this.cache.set(epoch, keys);
     return keys;

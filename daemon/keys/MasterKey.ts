@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { protectKey } from './protectKey.js';
 
 export interface MasterKey {
   /** Derived from the key, so it is never stored apart from it. */
@@ -22,9 +23,16 @@ export function keyId(key: Buffer): string {
 
 /** Reads a key file's bytes: 32 raw bytes, or 64 hex characters (a trailing newline allowed). */
 export function parseKey(bytes: Buffer, where: string): Buffer {
-  if (bytes.length === 32) return Buffer.from(bytes);
+  const key = Buffer.allocUnsafeSlow(32); // its own memory, not the shared pool, so it can be locked alone
+  if (bytes.length === 32) {
+    bytes.copy(key);
+    return protectKey(key);
+  }
   const text = bytes.toString('utf8').trim();
-  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[0-9a-fA-F]{64}$/.test(text)) {
+    Buffer.from(text, 'hex').copy(key);
+    return protectKey(key);
+  }
   throw new MasterKeyError(`${where}: not a master key (32 raw bytes or 64 hex characters)`);
 }
 

@@ -10,6 +10,7 @@ import { audioPath } from '../store/recordingPaths.js';
 import { RECORDING_ID } from '../store/recordingId.js';
 import type { RecordingStore } from '../store/RecordingStore.js';
 import { ServiceError } from './errors.js';
+import type { Destroyer } from '../store/Destroyer.js';
 import { parseDate, parseRfc3339, toUtcString } from '../time/rfc3339.js';
 
 export interface ListParams {
@@ -22,7 +23,35 @@ export interface ListParams {
 
 /** Search, show and export recordings: the one place the API and the CLI both go through. */
 export class CallService {
-  constructor(private readonly cfg: Config, private readonly store: RecordingStore) {}
+  constructor(private readonly cfg: Config, private readonly store: RecordingStore, private readonly destroyer: Destroyer) {}
+
+  /** Destroys a recording for good (`callrec calls destroy`; objections and retention use the same Destroyer). */
+  async destroy(id: string, reason: string, role: string): Promise<RecordingRecord> {
+    const rec = await this.show(id);
+    if (!isTombstone(rec) && rec.status === 'recording') throw new ServiceError('conflict', `recording ${id} is still being recorded: destroy it once it ends`);
+    return this.destroyer.destroy(id, reason, role);
+  }
+
+  /** Ids of the finished recordings, for `callrec verify --all` (which checks them one by one, with progress). */
+  async verifiableIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const rec of this.store.all()) if (!isTombstone(rec) && rec.status !== 'recording') ids.push(rec.id);
+    return ids;
+  }
+
+  /** Rechecks one recording: stored hash, every segment's tag, the plain audio's hash. */
+  async verify(id: string): Promise<{ id: string; ok: boolean; problem?: string }> {
+    const rec = await this.show(id);
+    if (isTombstone(rec)) return { id, ok: true };
+    try {
+      await this.plainAudio(rec);
+      return { id, ok: true };
+    } catch (err) {
+      if (err instanceof ServiceError && err.code === 'integrity') return { id, ok: false, problem: err.message };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { id, ok: false, problem: `recording ${id}: its audio file is missing` };
+      throw err;
+    }
+  }
 
   async list(p: ListParams): Promise<RecordingRecord[]> {
     const caller = p.caller === undefined ? undefined : (normalizeNumber(p.caller, this.cfg.phone.defaultRegion) ?? `raw:${p.caller}`);

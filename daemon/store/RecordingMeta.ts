@@ -55,6 +55,8 @@ export interface RecordingTombstone {
   status: 'destroyed';
   destroyedAt: string;
   reason: string;
+  /** The role of who (or what: `retention`) destroyed it. */
+  role: string;
 }
 
 export type RecordingRecord = RecordingMeta | RecordingTombstone;

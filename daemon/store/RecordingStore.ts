@@ -2,7 +2,7 @@ import { Level } from 'level';
 import { epochOf, type Epoch } from '../keys/EpochKeyStore.js';
 import type { KeyRing } from '../keys/KeyRing.js';
 import { replaceFileDurably } from './durableWrite.js';
-import { isTombstone, type RecordingMeta, type RecordingRecord, type RecordingStatus } from './RecordingMeta.js';
+import { isTombstone, type RecordingMeta, type RecordingRecord, type RecordingStatus, type RecordingTombstone } from './RecordingMeta.js';
 import { openRecord, sealRecord, type StoredRecord, type StoredRecording } from './StoredRecord.js';
 
 export interface RecordingQuery {
@@ -92,6 +92,17 @@ export class RecordingStore {
   async restore(rec: StoredRecording): Promise<void> {
     const key = this.keys.openDataKey(rec.id, rec.epoch, rec.wrappedKey);
     await this.write(await this.stored(rec.id), rec, openRecord(rec, key), false);
+  }
+
+  /** Destruction's step 2: the record becomes a tombstone and its index entries go, in one batch. */
+  async replaceWithTombstone(tomb: RecordingTombstone): Promise<void> {
+    await this.write(await this.stored(tomb.id), tomb, null, false);
+  }
+
+  /** Rewrites LevelDB's tables so deleted values leave them (they also leave its log on the next rotation). */
+  async compact(): Promise<void> {
+    // level's types omit classic-level's compactRange.
+    await (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange('\x00', '\uffff');
   }
 
   async dataKey(id: string): Promise<Buffer> {

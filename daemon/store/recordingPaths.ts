@@ -18,3 +18,5 @@ export const sidecarPath = (dataDir: string, id: string, startedAt: string): str
 export const epochStorePath = (dataDir: string): string => join(dataDir, 'keys', 'epochs.json');
 
 export const indexPath = (dataDir: string): string => join(dataDir, 'index');
+
+export const destructionLogPath = (dataDir: string): string => join(dataDir, 'destroyed.log');

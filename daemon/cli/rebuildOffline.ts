@@ -1,0 +1,34 @@
+import pino from 'pino';
+import { loadConfig } from '../config/loadConfig.js';
+import { EpochKeyStore } from '../keys/EpochKeyStore.js';
+import { KeyRing } from '../keys/KeyRing.js';
+import { loadMasterKeys } from '../keys/MasterKey.js';
+import { Destroyer } from '../store/Destroyer.js';
+import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from '../store/recordingPaths.js';
+import { RecordingStore } from '../store/RecordingStore.js';
+import { findSidecars, rebuildFromSidecars, setAsideIndex } from '../store/rebuildIndex.js';
+import { progressMeter } from './progress.js';
+
+/**
+ * `callrec db rebuild --offline --config FILE`: with callrecd stopped, a fresh index from the sealed
+ * sidecars, then the destruction log replayed so nothing destroyed comes back. The master key comes the
+ * way the daemon gets it (the key file, or the credential: run it under `systemd-run -p
+ * LoadCredentialEncrypted=...`, see docs/operations.md).
+ */
+export async function rebuildOffline(configFile: string): Promise<{ restored: number; failed: Array<{ file: string; problem: string }>; oldIndex: string | null; destructionsReplayed: number }> {
+  const cfg = loadConfig(configFile);
+  const masters = loadMasterKeys({ credential: cfg.keys.masterCredential, ...(cfg.keys.masterFile ? { file: cfg.keys.masterFile } : {}), create: false });
+  const keys = new KeyRing(new EpochKeyStore(epochStorePath(cfg.dataDir), masters));
+  const files = findSidecars(cfg.dataDir);
+  const oldIndex = setAsideIndex(indexPath(cfg.dataDir));
+  const store = await RecordingStore.open(indexPath(cfg.dataDir), keys, (id, startedAt) => sidecarPath(cfg.dataDir, id, startedAt));
+  try {
+    const meter = progressMeter('rebuilding');
+    const r = await rebuildFromSidecars(store, files, (d, t) => meter.update(d, t));
+    meter.end();
+    const destructionsReplayed = await new Destroyer(cfg.dataDir, store, destructionLogPath(cfg.dataDir), pino({ level: 'silent' })).replay();
+    return { ...r, oldIndex, destructionsReplayed };
+  } finally {
+    await store.close();
+  }
+}
