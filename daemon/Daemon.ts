@@ -15,6 +15,7 @@ import { EpochKeyStore } from './keys/EpochKeyStore.js';
 import { KeyRing } from './keys/KeyRing.js';
 import { loadMasterKeys } from './keys/MasterKey.js';
 import { RecordingStore } from './store/RecordingStore.js';
+import { checkEncryptedDisk } from './ops/encryptedDisk.js';
 
 export interface DaemonStatus {
   version: string;
@@ -46,6 +47,11 @@ export class Daemon {
   constructor(readonly cfg: Config, readonly log: Logger) {}
 
   async start(): Promise<void> {
+    const disk = checkEncryptedDisk(this.cfg.dataDir);
+    if (!disk.encrypted) {
+      if (this.cfg.storage.requireEncryptedDisk) throw new Error(`dataDir ${this.cfg.dataDir} is not on an encrypted disk: ${disk.reason}`);
+      this.log.warn({ dataDir: this.cfg.dataDir, reason: disk.reason }, 'DATA IS NOT ON AN ENCRYPTED DISK (storage.requireEncryptedDisk is false): fine for a demo, never for real calls');
+    }
     mkdirSync(this.cfg.dataDir, { recursive: true, mode: 0o750 });
     chmodSync(this.cfg.dataDir, 0o750); // personal data: never world-readable, whatever made the folder
     const masters = loadMasterKeys({ credential: this.cfg.keys.masterCredential, ...(this.cfg.keys.masterFile ? { file: this.cfg.keys.masterFile } : {}), create: this.cfg.keys.createMasterFile });

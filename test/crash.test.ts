@@ -21,6 +21,7 @@ writeFileSync(cfgFile, stringify({
   signals: { port: 0, token },
   control: { socket },
   keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
+  storage: { requireEncryptedDisk: false },
 }));
 
 /** Starts callrecd as its own process; resolves with the PBX URL once it logs that it is ready. */

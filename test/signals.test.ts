@@ -30,6 +30,17 @@ const settled = (id: string): Promise<RecordingMeta> => waitFor(async () => {
   return m && m.status !== 'recording' && m.audioSha256 !== null ? m : null;
 });
 
+t.test('a start before the card\'s first audio is stamped now, not at the epoch', async (t) => {
+  // A fresh daemon whose virtual card has not delivered anything yet.
+  const fresh = await startTestDaemon();
+  t.teardown(() => fresh.stop());
+  const before = Date.now();
+  const s = await fresh.post(signal('start', 'c-first', startFields('L1')));
+  const m = (await fresh.daemon.store.get(s.json.recordingId)) as RecordingMeta;
+  t.ok(Date.parse(m.startedAt) >= before - 1000 && Date.parse(m.startedAt) <= Date.now(), `started ${m.startedAt}`);
+  await fresh.post(signal('end', 'c-first'));
+});
+
 t.test('answers in the documented order: token, then size, then JSON, then fields', async (t) => {
   const big = 'x'.repeat(17 * 1024);
   let r = await td.post(null, { token: null, raw: big });

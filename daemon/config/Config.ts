@@ -34,5 +34,6 @@ export interface Config {
   control: { socket: string };
   keys: { masterCredential: string; masterFile?: string; createMasterFile: boolean };
   retention: { months: number };
+  storage: { requireEncryptedDisk: boolean };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
 }

@@ -56,6 +56,8 @@ export interface BackingDevice {
   source: string;
   /** Block device name as sysfs spells it ('dm-1', 'sda2', 'nvme0n1p3'); null when there is none. */
   device: string | null;
+  /** The device's sysfs directory as /sys/dev/block names it (may not exist when sysfs is odd). */
+  sysPath?: string;
   /** Why `device` is null; also a note when the device was found by the mount source. */
   reason?: string;
 }
@@ -172,6 +174,14 @@ function deviceDir(sys: string, name: string, fallback?: string): string | null 
  * when there is no block device: tmpfs, overlay, NFS, or a sysfs entry that is missing.
  */
 export function findBackingDevice(path: string, opts: EncryptedDiskOptions = {}): BackingDevice {
+  try {
+    return backingDevice(path, opts ?? {});
+  } catch (err) {
+    return { path: String(path), mountPoint: '', majorMinor: '', fsType: '', source: '', device: null, reason: `lookup failed (${errText(err)})` };
+  }
+}
+
+function backingDevice(path: string, opts: EncryptedDiskOptions): BackingDevice {
   const sys = opts.sysRoot ?? '/sys';
   const rp = opts.realpath ?? defaultRealpath;
   let real: string;
@@ -211,8 +221,18 @@ export function findBackingDevice(path: string, opts: EncryptedDiskOptions = {})
       } catch {
         name = null;
       }
-      if (name && deviceDir(sys, name)) {
-        return { path: real, mountPoint: m.mountPoint, majorMinor: m.majorMinor, fsType: m.fsType, source: m.source, device: name, reason: `${m.fsType} reports the anonymous device ${m.majorMinor}; followed its mount source ${m.source}` };
+      const dir = name ? deviceDir(sys, name) : null;
+      if (name && dir) {
+        return {
+          path: real,
+          mountPoint: m.mountPoint,
+          majorMinor: m.majorMinor,
+          fsType: m.fsType,
+          source: m.source,
+          device: name,
+          sysPath: dir,
+          reason: `${m.fsType} reports the anonymous device ${m.majorMinor}; followed its mount source ${m.source}`,
+        };
       }
     }
     return none(`${m.fsType} from ${m.source} is not on a block device (device ${m.majorMinor})`, m);
@@ -227,7 +247,7 @@ export function findBackingDevice(path: string, opts: EncryptedDiskOptions = {})
   }
   const name = basename(target);
   if (!name || name === '.' || name === '..') return none(`${link} points to ${target}, not to a block device`, m);
-  return { path: real, mountPoint: m.mountPoint, majorMinor: m.majorMinor, fsType: m.fsType, source: m.source, device: name };
+  return { path: real, mountPoint: m.mountPoint, majorMinor: m.majorMinor, fsType: m.fsType, source: m.source, device: name, sysPath: resolve(dirname(link), target) };
 }
 
 interface Verdict {
@@ -309,7 +329,7 @@ export function checkEncryptedDisk(path: string, opts: EncryptedDiskOptions = {}
       };
     }
     const chain: string[] = [];
-    const v = classify(opts.sysRoot ?? '/sys', b.device, undefined, chain, new Set(), 0);
+    const v = classify(opts?.sysRoot ?? '/sys', b.device, b.sysPath, chain, new Set(), 0);
     const note = b.reason ? ` (${b.reason})` : '';
     if (v.encrypted) {
       const r: EncryptedDiskResult = {

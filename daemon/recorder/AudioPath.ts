@@ -157,7 +157,9 @@ export class AudioPath extends EventEmitter {
   }
 
   wallAt(id: string, frame: number): number {
-    return this.line(id).card.reader.clock.wallAt(frame);
+    const clock = this.line(id).card.reader.clock;
+    // Before the card's first audio there is no mapping yet: the only frame there is, is now.
+    return clock.isAnchored ? clock.wallAt(frame) : Date.now();
   }
 
   /** Gaps on the line's card within [from, to). */

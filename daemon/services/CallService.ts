@@ -84,14 +84,15 @@ export class CallService {
   /** The plain Ogg Opus of a finished recording, after every check: stored hash, each segment's tag, plain hash. */
   private async plainAudio(rec: RecordingMeta): Promise<Buffer> {
     const stored = await readFile(audioPath(this.cfg.dataDir, rec.id, rec.startedAt));
-    if (rec.storedSha256 && sha256(stored) !== rec.storedSha256) throw new ServiceError('integrity', `recording ${rec.id}: the stored file does not match its SHA-256`);
     let plain: Buffer;
     try {
+      // Segments first: a fault there is named down to the segment.
       plain = openSealed(stored, await this.store.dataKey(rec.id)).plain;
     } catch (err) {
       if (err instanceof SealedStreamError) throw new ServiceError('integrity', `recording ${rec.id}: ${err.message}`);
       throw err;
     }
+    if (rec.storedSha256 && sha256(stored) !== rec.storedSha256) throw new ServiceError('integrity', `recording ${rec.id}: the stored file does not match its SHA-256`);
     if (rec.audioSha256 && sha256(plain) !== rec.audioSha256) throw new ServiceError('integrity', `recording ${rec.id}: the audio does not match its SHA-256`);
     return plain;
   }

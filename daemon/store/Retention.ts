@@ -39,7 +39,7 @@ export class Retention {
       this.epochs.destroy(epoch);
       epochsDestroyed.push(epoch);
     }
-    if (due.length > 0 || epochsDestroyed.length > 0) this.log.info({ destroyed: due.length, epochsDestroyed }, 'retention sweep');
+    if (due.length > 0 || epochsDestroyed.length > 0) this.log.info({ destroyed: due.length, epochsDestroyed, cutoff }, 'retention sweep');
     return { destroyed: due.length, epochsDestroyed };
   }
 }

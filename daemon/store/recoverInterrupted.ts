@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { replaceFileDurably } from './durableWrite.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { repairSealed } from './sealed/repairSealed.js';
+import { RepairRefusedError, repairSealed } from './sealed/repairSealed.js';
 import { PRE_SKIP_48K } from '../encode/OpusFrameEncoder.js';
 import { audioPath } from './recordingPaths.js';
 import type { RecordingStore } from './RecordingStore.js';
@@ -17,8 +17,20 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     const file = audioPath(dataDir, meta.id, meta.startedAt);
     const bytes = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
     const key = await store.dataKey(meta.id);
-    const fixed = repairSealed(bytes, key, { channels: meta.codec.channels, preSkip: PRE_SKIP_48K, inputSampleRate: meta.codec.sampleRate, outputGain: 0 });
-    key.fill(0);
+    let fixed;
+    try {
+      fixed = repairSealed(bytes, key, { channels: meta.codec.channels, preSkip: PRE_SKIP_48K, inputSampleRate: meta.codec.sampleRate, outputGain: 0 });
+    } catch (err) {
+      if (!(err instanceof RepairRefusedError)) throw err;
+      // Left exactly as found, for a person to look at; verify will name it.
+      meta.status = 'end_unknown';
+      if (!meta.flags.includes('repair_refused')) meta.flags.push('repair_refused');
+      await store.put(meta);
+      log.error({ recordingId: meta.id, err: err.message }, 'recording not repaired');
+      continue;
+    } finally {
+      key.fill(0);
+    }
     replaceFileDurably(file, fixed.stored);
     const durationMs = Math.max(0, Math.round(Number(fixed.finalGranule - BigInt(PRE_SKIP_48K)) / 48));
     meta.status = 'end_unknown';

@@ -35,6 +35,7 @@ export async function startTestDaemon(overrides: Record<string, unknown> = {}): 
     signals: { host: '127.0.0.1', port: 0, token: TOKEN },
     control: { socket: join(dir, 'callrec.sock') },
     keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
+    storage: { requireEncryptedDisk: false },
     log: { level: 'silent' },
     ...overrides,
   };

@@ -20,7 +20,7 @@ export function scanPages(bytes: Uint8Array): { pages: OggPageInfo[]; validLengt
   const pages: OggPageInfo[] = [];
   let off = 0;
   while (off + 27 <= buf.length) {
-    if (buf.toString('ascii', off, off + 4) !== 'OggS' || buf[off + 4] !== 0) break;
+    if (buf[off] !== 0x4f || buf[off + 1] !== 0x67 || buf[off + 2] !== 0x67 || buf[off + 3] !== 0x53 || buf[off + 4] !== 0) break; // "OggS", version 0
     const nseg = buf[off + 26]!;
     if (off + 27 + nseg > buf.length) break;
     let body = 0;

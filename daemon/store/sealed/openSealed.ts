@@ -27,6 +27,8 @@ export interface OpenedStream {
   complete: boolean;
   /** The next free counter after the last segment that opened. */
   nextCounter: number;
+  /** With `allowIncomplete`: why reading stopped early (TRUNCATED: torn by a crash; anything else: damage). */
+  stoppedBy?: SealedErrorCode;
   head: Buffer;
 }
 
@@ -36,7 +38,7 @@ export interface OpenedStream {
  * segment, and nothing is returned as plain audio.
  */
 export function openSealed(bytes: Buffer, key: Buffer, allowIncomplete = false): OpenedStream {
-  if (bytes.length < HEADER_BYTES || bytes.toString('ascii', 0, 8) !== MAGIC || bytes[8] !== VERSION) {
+  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, 8).equals(Buffer.from(MAGIC, 'latin1')) || bytes[8] !== VERSION) {
     throw new SealedStreamError('BAD_HEADER', -1, 'not a callrec sealed stream (bad header)');
   }
   const head = bytes.subarray(0, HEADER_BYTES);
@@ -48,7 +50,7 @@ export function openSealed(bytes: Buffer, key: Buffer, allowIncomplete = false):
   let complete = false;
   const fail = (code: SealedErrorCode, message: string): OpenedStream => {
     if (!allowIncomplete) throw new SealedStreamError(code, segments.length, `segment ${segments.length}: ${message}`);
-    return { plain: Buffer.concat(parts), segments, complete: false, nextCounter: counter, head };
+    return { plain: Buffer.concat(parts), segments, complete: false, nextCounter: counter, head, stoppedBy: code };
   };
   while (off < bytes.length) {
     if (complete) return fail('TRAILING_DATA', 'data after the final segment');

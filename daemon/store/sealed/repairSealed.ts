@@ -7,6 +7,13 @@ import { FLAG_FINAL, FLAG_REPAIR, header } from './format.js';
 import { openSealed } from './openSealed.js';
 import { sealSegment } from './SealSink.js';
 
+export class RepairRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RepairRefusedError';
+  }
+}
+
 export interface SealedRepair {
   /** The repaired file: the intact segments as they were, plus what repair appended. */
   stored: Buffer;
@@ -33,6 +40,10 @@ export function repairSealed(bytes: Buffer, key: Buffer, fallback: OpusHead): Se
     const { pages } = scanPages(opened.plain);
     return { stored: bytes, plain: opened.plain, finalGranule: pages[pages.length - 1]?.granule ?? 0n, cutBytes: 0 };
   }
+  if (opened && opened.stoppedBy !== 'TRUNCATED') {
+    // A whole segment that does not open is not a crash's doing: a wrong key, or damage. Touch nothing.
+    throw new RepairRefusedError(`segment ${opened.segments.length} is whole but does not open (${opened.stoppedBy}): wrong key or damage, not a torn write`);
+  }
   const pages = opened ? scanPages(opened.plain).pages : [];
   if (!opened || pages.length < 3) {
     // No audio page survived: nothing sealed is kept, so a fresh stream (new nonce prefix) is safe.
@@ -42,11 +53,17 @@ export function repairSealed(bytes: Buffer, key: Buffer, fallback: OpusHead): Se
     return { stored, plain: rebuilt.bytes, finalGranule: rebuilt.finalGranule, cutBytes: bytes.length };
   }
   const last = pages[pages.length - 1]!;
+  const lastSegment = opened.segments[opened.segments.length - 1]!;
+  const keep = bytes.subarray(0, lastSegment.offset + lastSegment.length);
+  if (last.headerType & HEADER_EOS) {
+    // Only the final segment was lost: write it again. Same counter, flags and (empty) plain as the torn
+    // one would have had, so even its nonce use is identical, not reused for other bytes.
+    const stored = Buffer.concat([keep, sealSegment(key, opened.head, opened.nextCounter, FLAG_FINAL, Buffer.alloc(0))]);
+    return { stored, plain: opened.plain, finalGranule: last.granule, cutBytes: bytes.length - keep.length };
+  }
   const channels = pages.length > 0 ? (opened.plain[pages[0]!.offset + 27 + opened.plain[pages[0]!.offset + 26]! + 9] ?? fallback.channels) : fallback.channels;
   const toc = Buffer.from([(1 << 3) | ((channels === 2 ? 1 : 0) << 2)]);
   const eos = buildPage({ headerType: HEADER_EOS, granule: last.granule, serial: last.serial, sequence: last.sequence + 1 }, [toc]);
-  const lastSegment = opened.segments[opened.segments.length - 1]!;
-  const keep = bytes.subarray(0, lastSegment.offset + lastSegment.length);
   const stored = Buffer.concat([
     keep,
     sealSegment(key, opened.head, opened.nextCounter + 1, FLAG_REPAIR, eos),
