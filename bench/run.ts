@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { EncodeSession } from '../daemon/encode/EncodeSession.js';
 import { CardReader } from '../daemon/capture/CardReader.js';
 import { LineRing } from '../daemon/ring/LineRing.js';
@@ -44,6 +45,46 @@ function encodeBench(channels: 1 | 2, complexity: number): void {
   rmSync(path);
 }
 
+/** The whole per-line path (encode, mux, hash, seal, hash, write) for `lines` lines, with and without sealing. */
+function encryptionShare(lines: number, seconds: number): void {
+  const frames = RATE * seconds;
+  const half = RATE / 2;
+  const src = new Int16Array(frames + RATE);
+  for (let i = 0; i < src.length; i++) src[i] = speech.samples[i % speech.samples.length]!;
+  const run = (key: Buffer | undefined): number => {
+    let ms = 0;
+    for (let i = 0; i < lines; i++) {
+      const ring = new LineRing(frames + RATE, 1);
+      const path = join(dir, `share-${i}.opus`);
+      const t0 = cpu();
+      // pageFlushMs 0: a page (and a sealed segment) after every half second of audio, as a real call makes.
+      const s = new EncodeSession({ id: 'bench', path, ring: ring.handle(), sampleRate: RATE, startFrame: 0, bitrate: 16000, complexity: 5, pageFlushMs: 0, holdMs: 300, serial: 1, ...(key ? { key } : {}) });
+      for (let f = 0; f < frames + RATE; f += half) {
+        ring.writeFrom(src, f, half, 1, [0]);
+        s.pump();
+      }
+      s.stop(frames);
+      if (!s.pump()) throw new Error('bench: session did not finish');
+      ms += cpu() - t0;
+      rmSync(path);
+    }
+    return ms;
+  };
+  // Alternating rounds, medians: the machine's noise (a few %) is the size of what is measured.
+  const plains: number[] = [];
+  const sealeds: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    plains.push(run(undefined));
+    sealeds.push(run(randomBytes(32)));
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const plain = median(plains);
+  const sealed = median(sealeds);
+  const share = ((sealed - plain) / sealed) * 100;
+  process.stdout.write(`${`pipeline, ${lines} lines x ${seconds} s, plain`.padEnd(44)} ${plain.toFixed(0).padStart(7)} ms CPU (median of 3)\n`);
+  process.stdout.write(`${`pipeline, ${lines} lines x ${seconds} s, sealed`.padEnd(44)} ${sealed.toFixed(0).padStart(7)} ms CPU  -> encryption's share: ${share.toFixed(1)}% (target <= 5%)\n`);
+}
+
 function captureBench(lines: number): void {
   const device = Object.assign(new EventEmitter(), { id: 'b', channels: lines, sampleRate: RATE, start: async () => {}, stop: async () => {} });
   const rings = Array.from({ length: lines }, (_, i) => ({ id: `L${i}`, channels: [i], ring: new LineRing(RATE * 10, 1) }));
@@ -64,6 +105,7 @@ encodeBench(1, 5);
 encodeBench(1, 0);
 encodeBench(1, 10);
 encodeBench(2, 5);
+encryptionShare(240, 5);
 captureBench(8);
 captureBench(32);
 rmSync(dir, { recursive: true, force: true });
