@@ -4,6 +4,7 @@ import { configWarnings, loadConfig, ConfigError, PLACEHOLDER_TOKEN } from '../c
 import { createLogger } from '../ops/logger.js';
 import { Daemon } from '../Daemon.js';
 import { disableCoreDumps, separateNativeStdout } from '../../native/libc.js';
+import { sdNotify, watchdogIntervalMs } from '../../native/sdNotify.js';
 
 const USAGE = 'usage: callrecd --config FILE | callrecd --check-config FILE';
 
@@ -57,9 +58,22 @@ async function main(): Promise<number> {
     await daemon.stop().catch(() => undefined);
     return 1;
   }
+  sdNotify('READY=1');
+  // STATUS for `systemctl status`, and the watchdog's ping at half its interval.
+  const statusTimer = setInterval(() => {
+    sdNotify(`STATUS=recording ${daemon.calls.activeCount} of ${daemon.path.lineIds().length} lines`);
+  }, 5000);
+  statusTimer.unref();
+  const watchdogMs = watchdogIntervalMs();
+  const watchdogTimer = watchdogMs ? setInterval(() => sdNotify('WATCHDOG=1'), watchdogMs / 2) : undefined;
+  watchdogTimer?.unref();
+  sdNotify(`STATUS=recording 0 of ${daemon.path.lineIds().length} lines`);
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping: finalising open recordings');
+      sdNotify('STOPPING=1');
+      clearInterval(statusTimer);
+      clearInterval(watchdogTimer);
       daemon.stop().then(
         () => resolve(0),
         (err: Error) => {
