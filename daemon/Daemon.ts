@@ -16,6 +16,11 @@ import { KeyRing } from './keys/KeyRing.js';
 import { loadMasterKeys } from './keys/MasterKey.js';
 import { RecordingStore } from './store/RecordingStore.js';
 import { checkEncryptedDisk } from './ops/encryptedDisk.js';
+import { Alarms, type Alarm } from './ops/Alarms.js';
+import { HealthMonitor } from './ops/HealthMonitor.js';
+import { Metrics } from './ops/Metrics.js';
+import { AdminListener } from './api/AdminListener.js';
+import type { RecordingMeta } from './store/RecordingMeta.js';
 
 export interface DaemonStatus {
   version: string;
@@ -26,7 +31,9 @@ export interface DaemonStatus {
   recordingsStored: number;
   cards: Array<{ id: string; backend: string; framesCaptured: number; gaps: number; faulted: boolean }>;
   pbx: { host: string; port: number };
+  admin: { host: string; port: number };
   socket: string;
+  alarms: Alarm[];
 }
 
 /** Wires the rooms together: store, audio path, calls, the PBX door and the control socket. */
@@ -38,6 +45,11 @@ export class Daemon {
   destroyer!: Destroyer;
   retention!: Retention;
   private sweepTimer: NodeJS.Timeout | undefined;
+  alarms!: Alarms;
+  health!: HealthMonitor;
+  metrics!: Metrics;
+  private admin!: AdminListener;
+  adminAddress = { host: '', port: 0 };
   private pbx!: PbxListener;
   private control!: ControlServer;
   pbxAddress = { host: '', port: 0 };
@@ -71,8 +83,26 @@ export class Daemon {
       this.retention.sweep().catch((err: Error) => this.log.error({ err: err.message }, 'retention sweep failed'));
     }, 3600_000);
     this.sweepTimer.unref();
-    this.pbx = new PbxListener({ ...this.cfg.signals, hasLine: (id) => this.path.hasLine(id) }, this.calls, this.log);
+    this.alarms = new Alarms(this.log);
+    this.health = new HealthMonitor(this.cfg, this.path, () => this.calls.activeCount, this.alarms);
+    this.metrics = new Metrics(this.path, () => this.calls.activeCount, this.health, this.alarms);
+    this.calls.finished.push((m) => this.onFinished(m));
+    this.pbx = new PbxListener(
+      {
+        ...this.cfg.signals,
+        hasLine: (id) => this.path.hasLine(id),
+        onOutcome: (type, outcome) => {
+          this.metrics.signalEvents.inc({ type, outcome });
+          this.health.lastSignalAt = new Date().toISOString();
+        },
+      },
+      this.calls,
+      this.log,
+    );
     this.pbxAddress = await this.pbx.start();
+    this.admin = new AdminListener(this.cfg.admin, this.health, this.alarms, this.metrics, this.log);
+    this.adminAddress = await this.admin.start();
+    this.health.start();
     this.control = new ControlServer(this.cfg.control.socket, this.controlMethods(), this.log);
     await this.control.start();
     this.log.info({ pbx: this.pbxAddress, socket: this.cfg.control.socket, lines: this.path.lineIds().length }, 'callrecd ready');
@@ -81,12 +111,26 @@ export class Daemon {
   /** Stops taking calls, closes every open recording cleanly, then the devices and the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.health?.stop();
     await this.pbx?.stop();
+    await this.admin?.stop();
     await this.calls?.closeAll();
     await this.control?.stop();
     await this.path?.stop();
     await this.store?.close();
     this.log.info('callrecd stopped');
+  }
+
+  /** Per finished call: metrics, and the silent-line alarm (set by a silent call, cleared by a sound one). */
+  private onFinished(m: RecordingMeta): void {
+    this.metrics.recordingsFinished.inc({ status: m.status });
+    const silent = m.flags.filter((f) => f === 'no_audio' || f === 'no_caller_audio' || f === 'no_adviser_audio');
+    if (silent.length > 0) {
+      const what = silent.map((f) => (f === 'no_audio' ? 'no audio' : f === 'no_caller_audio' ? 'no caller audio' : 'no adviser audio')).join(', ');
+      this.alarms.raise('AUDIO_SILENT', m.line, 'warning', `${what} on line ${m.line} through a whole call`);
+    } else if (m.durationMs !== null && m.durationMs >= 5000) {
+      this.alarms.clear('AUDIO_SILENT', m.line);
+    }
   }
 
   async status(): Promise<DaemonStatus> {
@@ -99,7 +143,9 @@ export class Daemon {
       recordingsStored: await this.store.count(),
       cards: this.path.cardStatus(),
       pbx: this.pbxAddress,
+      admin: this.adminAddress,
       socket: this.cfg.control.socket,
+      alarms: this.alarms.list(),
     };
   }
 

@@ -43,3 +43,15 @@ export function isDumpable(): boolean {
 export function lockMemory(buf: Buffer): boolean {
   return (mlock(buf, buf.length) as number) === 0;
 }
+
+const adjtimex = libc.func('int adjtimex(void *buf)');
+const TIME_ERROR = 5;
+
+/**
+ * Whether the kernel considers the clock synchronised (adjtimex's state, set by timesyncd, chrony or
+ * ntpd alike): an unsynchronised clock makes every timestamp suspect.
+ */
+export function clockSynchronized(): boolean {
+  const timex = Buffer.alloc(256); // struct timex, modes = 0: read only
+  return (adjtimex(timex) as number) !== TIME_ERROR;
+}

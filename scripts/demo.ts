@@ -18,6 +18,7 @@ const url = `http://${daemon.pbxAddress.host}:${daemon.pbxAddress.port}/pbx/v1/e
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 say('callrec demo: recording a virtual card of real speech, calls placed by a built-in PBX simulator.');
 say(`  PBX signals: POST ${url}  (Authorization: Bearer ${cfg.signals.token})`);
+say(`  health:      http://${daemon.adminAddress.host}:${daemon.adminAddress.port}/health   metrics: /metrics`);
 say(`  data:        ${cfg.dataDir}`);
 say(`  In another terminal:  export CALLREC_SOCKET=${cfg.control.socket}`);
 say('                        npx callrec calls list');

@@ -22,6 +22,7 @@ writeFileSync(cfgFile, stringify({
   control: { socket },
   keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
   storage: { requireEncryptedDisk: false },
+  admin: { port: 0 },
 }));
 
 /** Starts callrecd as its own process; resolves with the PBX URL once it logs that it is ready. */

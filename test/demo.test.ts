@@ -15,6 +15,7 @@ t.test('the demo records at least three calls within 60 s that export as valid O
   const cfg = parse(readFileSync('config/demo.yaml', 'utf8'));
   Object.assign(cfg, { dataDir: join(dir, 'data'), control: { socket: join(dir, 'callrec.sock') }, keys: { masterFile: join(dir, 'master.key'), createMasterFile: true } });
   cfg.signals.port = 0;
+  cfg.admin.port = 0;
   const cfgFile = join(dir, 'demo.yaml');
   writeFileSync(cfgFile, stringify(cfg));
   const started = performance.now();

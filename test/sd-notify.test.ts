@@ -40,6 +40,7 @@ t.test('callrecd tells systemd READY, STATUS, WATCHDOG and STOPPING', async (t) 
     control: { socket: join(dir, 's.sock') },
     keys: { masterFile: join(dir, 'k'), createMasterFile: true },
     storage: { requireEncryptedDisk: false },
+    admin: { port: 0 },
   }));
   const daemon = spawn(process.execPath, [resolve('dist/daemon/bin/callrecd.js'), '--config', cfgFile], { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '600000' }, stdio: 'ignore' });
   await waitFor(() => rx.messages.filter((m) => m === 'WATCHDOG=1').length >= 2, 10000);

@@ -54,6 +54,7 @@ function setup(extra: Record<string, unknown> = {}): { dir: string; cfgFile: str
     control: { socket: join(dir, 'callrec.sock') },
     keys: { masterFile: join(dir, 'keys', 'master.key'), createMasterFile: true },
     storage: { requireEncryptedDisk: false },
+    admin: { port: 0 },
     log: { level: 'info' },
     ...extra,
   }));

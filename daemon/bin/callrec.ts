@@ -141,7 +141,8 @@ async function verify(socket: string, id: string | undefined, all: boolean, json
 
 function formatStatus(st: Record<string, unknown>): string {
   const cards = (st.cards as Array<Record<string, unknown>>).map((c) => `  card ${c.id} (${c.backend}): ${c.framesCaptured} frames, ${c.gaps} gaps${c.faulted ? ', FAULT' : ''}`);
-  return [`callrecd ${st.version}, up ${st.uptimeS} s`, `lines: ${st.lines}, recording now: ${st.activeRecordings}, stored: ${st.recordingsStored}`, ...cards, ''].join('\n');
+  const alarms = (st.alarms as Array<Record<string, unknown>>).map((a) => `  ${String(a.severity).toUpperCase()} ${a.code} (${a.subject}): ${a.text}, since ${a.firstSeen}`);
+  return [`callrecd ${st.version}, up ${st.uptimeS} s`, `lines: ${st.lines}, recording now: ${st.activeRecordings}, stored: ${st.recordingsStored}`, ...cards, alarms.length ? 'alarms:' : 'alarms: none', ...alarms, ''].join('\n');
 }
 
 // exitCode, not exit(): a piped stdout must drain before the process ends.

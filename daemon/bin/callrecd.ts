@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   sdNotify('READY=1');
   // STATUS for `systemctl status`, and the watchdog's ping at half its interval.
   const statusTimer = setInterval(() => {
-    sdNotify(`STATUS=recording ${daemon.calls.activeCount} of ${daemon.path.lineIds().length} lines`);
+    sdNotify(`STATUS=recording ${daemon.calls.activeCount} of ${daemon.path.lineIds().length} lines${daemon.alarms.summary()}`);
   }, 5000);
   statusTimer.unref();
   const watchdogMs = watchdogIntervalMs();

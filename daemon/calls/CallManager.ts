@@ -235,6 +235,13 @@ export class CallManager {
     for (const [frame, frames] of result.overruns) gaps.push({ at: new Date(this.path.wallAt(meta.line, frame)).toISOString(), ms: Math.round((frames * 1000) / sampleRate) });
     meta.gaps = gaps;
     if (gaps.length > 0 && !meta.flags.includes('gaps')) meta.flags.push('gaps');
+    // The classic one-sided recording: a channel that stayed silent through a whole call.
+    if (meta.durationMs >= 5000) {
+      const names = result.peakDbfs.length === 2 ? ['no_caller_audio', 'no_adviser_audio'] : ['no_audio'];
+      result.peakDbfs.forEach((db, c) => {
+        if (db < this.cfg.alarms.silentLineDbfs && !meta.flags.includes(names[c]!)) meta.flags.push(names[c]!);
+      });
+    }
     meta.audioBytes = result.audioBytes;
     meta.audioSha256 = result.audioSha256;
     meta.storedBytes = result.storedBytes;

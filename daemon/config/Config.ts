@@ -35,5 +35,7 @@ export interface Config {
   keys: { masterCredential: string; masterFile?: string; createMasterFile: boolean };
   retention: { months: number };
   storage: { requireEncryptedDisk: boolean };
+  admin: { host: string; port: number; metricsToken?: string };
+  alarms: { diskWarnPercent: number; diskCriticalPercent: number; inodeWarnPercent: number; cpuWarnPercent: number; temperatureWarnC: number; silentLineDbfs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
 }

@@ -43,6 +43,7 @@ export class EncodeSession {
   private force = false;
   private lastFlush = performance.now();
   private readonly overruns: Array<[number, number]> = [];
+  private readonly peakMs: number[];
 
   constructor(private readonly job: EncodeJob) {
     this.ring = new LineRing(job.ring);
@@ -58,6 +59,7 @@ export class EncodeSession {
     this.ogg = new OggOpusWriter(this.hash, { channels: this.ring.channels, preSkip: PRE_SKIP_48K, inputSampleRate: job.sampleRate, outputGain: 0 }, job.serial);
     this.hash.flush();
     this.next = job.startFrame;
+    this.peakMs = new Array<number>(this.ring.channels).fill(0);
   }
 
   /** The recording ends at `endFrame`; `force` finishes with what the ring has (capture is stopping). */
@@ -80,8 +82,20 @@ export class EncodeSession {
   }
 
   private encodeFrame(): void {
+    this.trackLevel();
     this.pending.push({ data: this.encoder.encode(this.frame), start: this.next });
     this.next += this.size;
+  }
+
+  /** The loudest frame per channel so far (mean square): cheap, and enough to tell a dead line. */
+  private trackLevel(): void {
+    const ch = this.ring.channels;
+    for (let c = 0; c < ch; c++) {
+      let sum = 0;
+      for (let i = c; i < this.frame.length; i += ch) sum += this.frame[i]! * this.frame[i]!;
+      const ms = sum / (this.frame.length / ch);
+      if (ms > this.peakMs[c]!) this.peakMs[c] = ms;
+    }
   }
 
   /** The worker fell a whole ring behind: what was overwritten becomes silence, timing is kept. */
@@ -152,6 +166,7 @@ export class EncodeSession {
       storedSha256: this.storedHash.sha256,
       finalGranule: finalGranule.toString(),
       overruns: this.overruns,
+      peakDbfs: this.peakMs.map((ms) => (ms > 0 ? Math.max(-120, Math.round(10 * Math.log10(ms / (32768 * 32768)) * 10) / 10) : -120)),
       clampedEnd,
     };
   }

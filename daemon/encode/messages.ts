@@ -35,6 +35,8 @@ export interface EncodeResult {
   finalGranule: string;
   /** Stretches the worker could not read in time and wrote as silence: [startFrame, frames]. */
   overruns: Array<[number, number]>;
+  /** Per channel, the loudest 20 ms frame's RMS in dBFS (-120 for digital silence): a dead line shows here. */
+  peakDbfs: number[];
   /** The end came later than `holdMs` after audio beyond it was written: the file runs on to there. */
   clampedEnd: boolean;
 }

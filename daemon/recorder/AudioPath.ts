@@ -71,6 +71,7 @@ export class AudioPath extends EventEmitter {
         state.gaps.push(gap);
         if (state.gaps.length > GAPS_KEPT) state.gaps.shift();
         this.log.warn({ card: card.id, gapMs: Math.round(gap.ms) }, 'audio gap: capture lost audio, filled with silence');
+        this.emit('gap', card.id, gap.ms);
       });
       device.on('error', (err) => {
         state.faulted = true;

@@ -12,6 +12,8 @@ export interface PbxListenerOptions {
   port: number;
   token: string;
   hasLine: (id: string) => boolean;
+  /** Told of every answered request: the event type (or `unknown`) and the outcome or error code. */
+  onOutcome?: (type: string, outcome: string) => void;
 }
 
 /**
@@ -40,7 +42,10 @@ export class PbxListener {
       send(res, new SignalError(404, 'not_found', 'no such endpoint: the PBX posts to /pbx/v1/events'));
     });
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-      if (err instanceof SignalError) return send(res, err);
+      if (err instanceof SignalError) {
+        if (!(err as { counted?: boolean }).counted) this.opts.onOutcome?.('unknown', err.code);
+        return send(res, err);
+      }
       const e = err as { type?: string; status?: number };
       if (e.type === 'entity.too.large' || e.status === 413) return send(res, new SignalError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`));
       if (e.status && e.status >= 400 && e.status < 500) return send(res, new SignalError(400, 'malformed_json', 'the body could not be read'));
@@ -80,8 +85,15 @@ export class PbxListener {
     } catch {
       throw new SignalError(400, 'malformed_json', 'the body is not valid JSON');
     }
-    const ev = validateEvent(body, this.opts.hasLine);
+    let ev;
+    try {
+      ev = validateEvent(body, this.opts.hasLine);
+    } catch (err) {
+      if (err instanceof SignalError) this.opts.onOutcome?.(typeOf(body), err.code);
+      throw Object.assign(err as Error, { counted: true });
+    }
     const outcome = await this.calls.handle(ev);
+    this.opts.onOutcome?.(ev.type, outcome.status);
     if (outcome.status === 'duplicate') res.status(200).json({ status: 'duplicate' });
     else res.status(202).json({ status: 'accepted', recordingId: outcome.recordingId });
   }
@@ -93,4 +105,9 @@ function sha256(s: string): Buffer {
 
 function send(res: Response, err: SignalError): void {
   res.status(err.status).json(err.toJSON());
+}
+
+function typeOf(body: unknown): string {
+  const t = (body as { type?: unknown } | null)?.type;
+  return t === 'start' || t === 'answer' || t === 'end' ? t : 'unknown';
 }

@@ -36,6 +36,7 @@ export async function startTestDaemon(overrides: Record<string, unknown> = {}): 
     control: { socket: join(dir, 'callrec.sock') },
     keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
     storage: { requireEncryptedDisk: false },
+    admin: { port: 0 },
     log: { level: 'silent' },
     ...overrides,
   };
