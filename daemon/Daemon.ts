@@ -11,6 +11,7 @@ import { recoverInterrupted } from './store/recoverInterrupted.js';
 import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
 import { Destroyer } from './store/Destroyer.js';
 import { Retention } from './store/Retention.js';
+import { epochsOnDisk } from './store/rebuildIndex.js';
 import { EpochKeyStore } from './keys/EpochKeyStore.js';
 import { KeyRing } from './keys/KeyRing.js';
 import { loadMasterKeys } from './keys/MasterKey.js';
@@ -58,7 +59,17 @@ export class Daemon {
 
   constructor(readonly cfg: Config, readonly log: Logger) {}
 
+  /** Starts every room; on failure closes what was opened (the index's lock first of all) and rethrows. */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const disk = checkEncryptedDisk(this.cfg.dataDir);
     if (!disk.encrypted) {
       if (this.cfg.storage.requireEncryptedDisk) throw new Error(`dataDir ${this.cfg.dataDir} is not on an encrypted disk: ${disk.reason}`);
@@ -71,7 +82,8 @@ export class Daemon {
     this.store = await RecordingStore.open(indexPath(this.cfg.dataDir), keys, (id, startedAt) => sidecarPath(this.cfg.dataDir, id, startedAt));
     this.destroyer = new Destroyer(this.cfg.dataDir, this.store, destructionLogPath(this.cfg.dataDir), this.log);
     await this.destroyer.replay();
-    this.retention = new Retention(this.store, this.destroyer, keys.epochs, () => this.cfg.retention.months, this.log);
+    await this.checkIndexAgainstDisk(keys);
+    this.retention = new Retention(this.store, this.destroyer, keys.epochs, () => this.cfg.retention.months, this.log, () => epochsOnDisk(this.cfg.dataDir));
     const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
     if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');
     this.path = new AudioPath(this.cfg, this.log);
@@ -119,6 +131,20 @@ export class Daemon {
     await this.path?.stop();
     await this.store?.close();
     this.log.info('callrecd stopped');
+  }
+
+  /**
+   * Refuses to run on an index that lost what the disk still holds (LevelDB makes a fresh, empty one for a
+   * missing or gutted folder), or on recordings whose month has no key (a lost key store): either would
+   * let retention or new recordings bury them for good.
+   */
+  private async checkIndexAgainstDisk(keys: KeyRing): Promise<void> {
+    const months = epochsOnDisk(this.cfg.dataDir);
+    const missing = [...months].filter((e) => !keys.epochs.has(e));
+    if (missing.length > 0) throw new Error(`recordings of ${missing.join(', ')} are on disk but ${epochStorePath(this.cfg.dataDir)} has no key for them: restore the key store from its backup (docs/operations.md)`);
+    if (months.size > 0 && (await this.store.count()) === 0) {
+      throw new Error(`the index ${indexPath(this.cfg.dataDir)} is empty but recordings are on disk: stop, run \`callrec db rebuild --offline --config FILE\`, start again`);
+    }
   }
 
   /** Per finished call: metrics, and the silent-line alarm (set by a silent call, cleared by a sound one). */

@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { Daemon } from '../daemon/Daemon.js';
 import { loadConfig } from '../daemon/config/loadConfig.js';
 import { Retention } from '../daemon/store/Retention.js';
+import { epochsOnDisk } from '../daemon/store/rebuildIndex.js';
 import { audioPath, epochStorePath, sidecarPath } from '../daemon/store/recordingPaths.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { opusinfo } from './helpers/oggTools.js';
@@ -185,7 +186,7 @@ t.test('retention: recordings past their months are destroyed, then the month\'s
   const epoch = m.startedAt.slice(0, 7);
   t.ok(d.store.keys.epochs.has(epoch));
   let fakeNow = Date.now() + 5 * 31 * 86_400_000; // five months on: nothing is due
-  const retention = new Retention(d.store, d.destroyer, d.store.keys.epochs, () => 6, pino({ level: 'silent' }), () => fakeNow);
+  const retention = new Retention(d.store, d.destroyer, d.store.keys.epochs, () => 6, pino({ level: 'silent' }), () => epochsOnDisk(d.cfg.dataDir), () => fakeNow);
   t.same(await retention.sweep(), { destroyed: 0, epochsDestroyed: [] });
   fakeNow = Date.parse(m.startedAt) + 7 * 31 * 86_400_000; // seven months on
   t.same(await retention.sweep(), { destroyed: 1, epochsDestroyed: [epoch] });
@@ -254,7 +255,48 @@ t.test('db rebuild --offline restores the index from the sealed sidecars', async
   t.teardown(() => d.stop());
   t.same(await d.store.get(m1.id), m1, 'the record is back, byte for byte in meaning');
   t.same((await d.service.list({ caller: '040 555 6666' })).map((x) => x.id), [m1.id], 'and found by number again');
-  t.equal(await d.store.get(m2.id), null, 'the destroyed one stays gone');
+  t.match(await d.store.get(m2.id), { status: 'destroyed', reason: 'objection' }, 'the destroyed one stays a tombstone');
+  t.same(readdirSync(join(dir, 'data')).filter((f) => f.startsWith('index.old')), [], 'the old index (with copies of what was destroyed) is gone after a whole rebuild');
+  t.equal(statSync(join(dir, 'data', 'index')).mode & 0o777, 0o750, 'the rebuilt index is 0750');
+});
+
+t.test('a lost index or key store is refused, never papered over; a rebuild will not run under a live daemon', async (t) => {
+  const { dir, cfgFile } = setup();
+  let d = await startDaemon(cfgFile);
+  await sleep(300);
+  await record(d, 'lost-1', 'L1', '0409998877', { id: 'l', name: 'L' });
+  const busy = await run(process.execPath, [CLI, 'db', 'rebuild', '--offline', '--config', cfgFile]).catch((e: { code: number; stderr: string }) => e);
+  t.equal((busy as { code: number }).code, 1, 'rebuild under a live daemon: refused');
+  t.match((busy as { stderr: string }).stderr, /locked: stop callrecd before rebuilding/);
+  await d.stop();
+  rmSync(join(dir, 'data', 'index'), { recursive: true });
+  await t.rejects(startDaemon(cfgFile), /the index .* is empty but recordings are on disk: stop, run `callrec db rebuild/);
+  await run(process.execPath, [CLI, 'db', 'rebuild', '--offline', '--config', cfgFile]);
+  const keyStore = join(dir, 'data', 'keys', 'epochs.json');
+  const saved = readFileSync(keyStore);
+  rmSync(keyStore);
+  await t.rejects(startDaemon(cfgFile), /are on disk but .*epochs\.json has no key for them: restore the key store/);
+  writeFileSync(keyStore, saved);
+  d = await startDaemon(cfgFile);
+  t.teardown(() => d.stop());
+  t.equal((await d.service.list({})).length, 1, 'all back');
+});
+
+t.test('a torn last line in the destruction log does not swallow the next destruction', async (t) => {
+  const { dir, cfgFile } = setup();
+  let d = await startDaemon(cfgFile);
+  await sleep(300);
+  const m = await record(d, 'torn-1', 'L1', '0401231231', { id: 't', name: 'T' });
+  const backup = join(dir, 'backup');
+  cpSync(join(dir, 'data', 'recordings'), backup, { recursive: true });
+  writeFileSync(join(dir, 'data', 'destroyed.log'), '{"id":"01M8ZZZZZZZZZZZZZZZZZZZZZZ","startedAt":"2026-12-03T17:30:33.8');
+  await d.service.destroy(m.id, 'objection', 'operator');
+  await d.stop();
+  cpSync(backup, join(dir, 'data', 'recordings'), { recursive: true });
+  d = await startDaemon(cfgFile);
+  t.teardown(() => d.stop());
+  t.match(await d.store.get(m.id), { status: 'destroyed' });
+  t.notOk(existsSync(audioPath(d.cfg.dataDir, m.id, m.startedAt)), 'restored files destroyed again');
 });
 
 t.test('the daemon refuses a data directory that is not on an encrypted disk, saying how to fix it', async (t) => {

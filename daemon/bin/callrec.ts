@@ -146,6 +146,8 @@ function formatStatus(st: Record<string, unknown>): string {
 }
 
 // exitCode, not exit(): a piped stdout must drain before the process ends.
+// What the CLI writes (exports, a rebuilt index) is personal data: 0640 files, 0750 folders.
+process.umask(0o027);
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -88,11 +88,11 @@ export class CallManager {
   private async onStart(ev: CallEvent): Promise<string | null> {
     const existing = this.active.get(ev.callId);
     if (existing) {
-      this.log.warn({ callId: ev.callId, eventId: ev.id }, 'second start for a call: ignored');
+      this.log.warn({ recordingId: existing.meta.id }, 'second start for a call: ignored');
       return existing.meta.id;
     }
     if (this.ended.has(ev.callId)) {
-      this.log.warn({ callId: ev.callId, eventId: ev.id }, 'start for a call that has ended: ignored');
+      this.log.warn('start for a call that has ended: ignored');
       return this.ended.get(ev.callId) ?? null;
     }
     const line = ev.line!;
@@ -105,7 +105,7 @@ export class CallManager {
     const busyWith = this.byLine.get(line);
     if (busyWith) {
       const old = this.active.get(busyWith)!;
-      this.log.warn({ line, recordingId: old.meta.id, next: ev.callId }, 'start on a busy line: previous recording superseded');
+      this.log.warn({ line, recordingId: old.meta.id }, 'start on a busy line: previous recording superseded');
       this.endCall(old, Math.max(startFrame, old.startFrame), 'superseded', ['superseded'], false);
     }
 
@@ -151,7 +151,7 @@ export class CallManager {
     );
     this.active.set(ev.callId, call);
     this.byLine.set(line, ev.callId);
-    this.log.info({ recordingId: id, line, callId: ev.callId }, 'recording started');
+    this.log.info({ recordingId: id, line }, 'recording started');
 
     const held = this.orphans.get(ev.callId);
     if (held) {
@@ -194,7 +194,7 @@ export class CallManager {
     if (!o) {
       const timer = setTimeout(() => {
         this.orphans.delete(ev.callId);
-        this.log.warn({ callId: ev.callId }, 'signal for a call that never started: dropped');
+        this.log.warn('signal for a call that never started: dropped');
       }, this.cfg.recording.endReconcileMs);
       timer.unref();
       o = { timer };

@@ -45,7 +45,8 @@ export class VirtualCard extends EventEmitter implements CaptureDevice {
       const spec = opts.speech[ch % opts.speech.length]!;
       const track = loadTrack(spec, opts.sampleRate, opts.id);
       // Stagger channels that share a file so no two lines carry the same audio at the same time.
-      const shift = Math.floor(ch / opts.speech.length) * Math.floor(track.length / 3);
+      // (A golden-ratio step, so the offsets never repeat however many channels share a file.)
+      const shift = Math.floor(Math.floor(ch / opts.speech.length) * track.length * 0.381966) % track.length;
       const out = new Int16Array(track.length + pause.length);
       out.set(track.subarray(shift));
       out.set(track.subarray(0, shift), track.length - shift);

@@ -1,3 +1,5 @@
+import { existsSync, rmSync } from 'node:fs';
+import { Level } from 'level';
 import pino from 'pino';
 import { loadConfig } from '../config/loadConfig.js';
 import { EpochKeyStore } from '../keys/EpochKeyStore.js';
@@ -19,6 +21,7 @@ export async function rebuildOffline(configFile: string): Promise<{ restored: nu
   const cfg = loadConfig(configFile);
   const masters = loadMasterKeys({ credential: cfg.keys.masterCredential, ...(cfg.keys.masterFile ? { file: cfg.keys.masterFile } : {}), create: false });
   const keys = new KeyRing(new EpochKeyStore(epochStorePath(cfg.dataDir), masters));
+  await refuseIfLocked(indexPath(cfg.dataDir));
   const files = findSidecars(cfg.dataDir);
   const oldIndex = setAsideIndex(indexPath(cfg.dataDir));
   const store = await RecordingStore.open(indexPath(cfg.dataDir), keys, (id, startedAt) => sidecarPath(cfg.dataDir, id, startedAt));
@@ -27,8 +30,23 @@ export async function rebuildOffline(configFile: string): Promise<{ restored: nu
     const r = await rebuildFromSidecars(store, files, (d, t) => meter.update(d, t));
     meter.end();
     const destructionsReplayed = await new Destroyer(cfg.dataDir, store, destructionLogPath(cfg.dataDir), pino({ level: 'silent' })).replay();
-    return { ...r, oldIndex, destructionsReplayed };
+    // The old index still holds what was destroyed since: once the new one is whole, it goes.
+    if (oldIndex && r.failed.length === 0) rmSync(oldIndex, { recursive: true, force: true });
+    return { ...r, oldIndex: r.failed.length === 0 ? null : oldIndex, destructionsReplayed };
   } finally {
     await store.close();
+  }
+}
+
+/** LevelDB's lock says whether callrecd has the index open: then a rebuild must not touch it. */
+async function refuseIfLocked(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  const db = new Level(dir, { createIfMissing: false });
+  try {
+    await db.open();
+    await db.close();
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') throw new Error(`the index ${dir} is locked: stop callrecd before rebuilding`);
+    // Damaged beyond opening: that is what the rebuild is for.
   }
 }

@@ -3,6 +3,12 @@ import pino, { type Logger } from 'pino';
 /** Keys whose values are personal or secret: never written, whatever logs them. */
 export const REDACT = [
   'caller',
+  'callId',
+  'serviceNumber',
+  'agentId',
+  '*.callId',
+  '*.serviceNumber',
+  '*.agentId',
   'callerNormalized',
   'agentName',
   'token',

@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, fsyncSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { epochOf } from '../keys/EpochKeyStore.js';
 import { isTombstone, type RecordingTombstone } from './RecordingMeta.js';
@@ -52,11 +52,13 @@ export class Destroyer {
       }
       const rec = await this.store.stored(entry.id);
       const leftovers = [audioPath(this.dataDir, entry.id, entry.startedAt), sidecarPath(this.dataDir, entry.id, entry.startedAt)].some((f) => existsSync(f));
-      if ((rec && !isTombstone(rec)) || leftovers) {
-        await this.carryOut(entry);
+      // Not yet a tombstone (interrupted, restored from a backup, or an index rebuilt from sidecars).
+      if (!rec || !isTombstone(rec) || leftovers) {
+        await this.carryOut(entry, false);
         redone++;
       }
     }
+    if (redone > 0) await this.store.compact();
     if (redone > 0) this.log.warn({ redone }, 'destructions finished from the destruction log');
     return redone;
   }
@@ -68,18 +70,20 @@ export class Destroyer {
     return n;
   }
 
-  private async carryOut(entry: LogEntry): Promise<RecordingTombstone> {
+  private async carryOut(entry: LogEntry, compact = true): Promise<RecordingTombstone> {
     const tomb: RecordingTombstone = { id: entry.id, status: 'destroyed', destroyedAt: entry.at, reason: entry.reason, role: entry.role };
     await this.store.replaceWithTombstone(tomb);
     rmSync(audioPath(this.dataDir, entry.id, entry.startedAt), { force: true });
     rmSync(sidecarPath(this.dataDir, entry.id, entry.startedAt), { force: true });
-    await this.store.compact();
-    this.log.info({ recordingId: entry.id, reason: entry.reason, role: entry.role }, 'recording destroyed');
+    if (compact) await this.store.compact();
+    this.log.info({ recordingId: entry.id, role: entry.role }, 'recording destroyed');
     return tomb;
   }
 
   private append(entry: LogEntry): void {
-    appendFileSync(this.logPath, `${JSON.stringify(entry)}\n`, { mode: 0o640 });
+    // A power cut can leave a torn last line: start on a line of our own, or the entry would be lost with it.
+    const torn = existsSync(this.logPath) && statSync(this.logPath).size > 0 && !readFileSync(this.logPath).subarray(-1).equals(Buffer.from('\n'));
+    appendFileSync(this.logPath, `${torn ? '\n' : ''}${JSON.stringify(entry)}\n`, { mode: 0o640 });
     const fd = openSync(this.logPath, 'r');
     try {
       fsyncSync(fd);

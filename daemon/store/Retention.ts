@@ -16,6 +16,7 @@ export class Retention {
     private readonly epochs: EpochKeyStore,
     private readonly months: () => number,
     private readonly log: Logger,
+    private readonly onDisk: () => Set<string>,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -36,6 +37,8 @@ export class Retention {
     for (const epoch of this.epochs.epochs()) {
       if (epoch >= current) continue;
       if ((await this.destroyer.liveInEpoch(epoch)) > 0) continue;
+      // The index may be incomplete (lost, or mid-rebuild): a sidecar on disk keeps its month's key alive.
+      if (this.onDisk().has(epoch)) continue;
       this.epochs.destroy(epoch);
       epochsDestroyed.push(epoch);
     }

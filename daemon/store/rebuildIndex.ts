@@ -18,6 +18,21 @@ export function findSidecars(dataDir: string): string[] {
   return out.sort();
 }
 
+/** The months (epochs, `YYYY-MM`) that still hold a sidecar on disk, whatever the index says. */
+export function epochsOnDisk(dataDir: string): Set<string> {
+  const months = new Set<string>();
+  const root = join(dataDir, 'recordings');
+  if (!existsSync(root)) return months;
+  for (const y of readdirSync(root)) {
+    for (const m of existsSync(join(root, y)) ? readdirSync(join(root, y)) : []) {
+      const monthDir = join(root, y, m);
+      const holds = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? holds(join(dir, e.name)) : e.name.endsWith('.meta')));
+      if (/^\d{4}$/.test(y) && /^\d{2}$/.test(m) && holds(monthDir)) months.add(`${y}-${m}`);
+    }
+  }
+  return months;
+}
+
 /** Moves a damaged index aside (kept, never deleted: it may be evidence). */
 export function setAsideIndex(indexDir: string, nowMs = Date.now()): string | null {
   if (!existsSync(indexDir)) return null;
