@@ -31,7 +31,7 @@ writeFileSync(cfgFile, stringify({
   keys: { masterFile: join(dir, 'k'), createMasterFile: true },
   storage: { requireEncryptedDisk: false },
   admin: { port: 0 },
-  log: { level: 'warn' },
+  log: { level: 'info' },
 }));
 
 interface Call {
