@@ -6,8 +6,10 @@ import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
 import { wavBytes } from '../daemon/capture/wav.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { signal, sleep, startFields, startTestDaemon, waitFor } from './helpers/testDaemon.js';
 
+const parsePrometheusTextFormat = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => unknown;
 const dir = mkdtempSync(join(tmpdir(), 'callrec-health-'));
 const silence = join(dir, 'silence.wav');
 writeFileSync(silence, wavBytes({ sampleRate: 8000, channels: 1, samples: new Int16Array(8000 * 3) }));
@@ -92,5 +94,13 @@ t.test('GET /metrics: Prometheus text behind the scrape token, no personal data 
   t.match(text, /callrec_alarms\{code="DISK_LOW",severity="warning"\} 1/);
   t.match(text, /callrec_recordings_finished_total\{status="complete"\} [1-9]/);
   t.notMatch(text, /123 ?9876|358/, 'no number in any label');
+  // And a Prometheus text-format parser reads all of it.
+  const families = parsePrometheusTextFormat(text) as Array<{ name: string; type: string; metrics: Array<{ value?: string; labels?: Record<string, string> }> }>;
+  const byName = new Map(families.map((f) => [f.name, f]));
+  for (const [name, type] of [['callrec_active_recordings', 'GAUGE'], ['callrec_signal_events_total', 'COUNTER'], ['callrec_frames_captured', 'GAUGE'], ['callrec_alarms', 'GAUGE'], ['callrec_disk_free_bytes', 'GAUGE']] as const) {
+    t.equal(byName.get(name)?.type, type, `${name} parses as a ${type}`);
+  }
+  t.ok(Number(byName.get('callrec_disk_free_bytes')!.metrics[0]!.value) > 0);
+  t.match(byName.get('callrec_signal_events_total')!.metrics.find((m) => m.labels?.outcome === 'missing_field'), { labels: { type: 'unknown' }, value: '1' });
   t.equal((await fetch(`${admin}/other`)).status, 404);
 });
