@@ -117,7 +117,7 @@ export class Daemon {
     this.health.start();
     this.control = new ControlServer(this.cfg.control.socket, this.controlMethods(), this.log);
     await this.control.start();
-    this.log.info({ pbx: this.pbxAddress, socket: this.cfg.control.socket, lines: this.path.lineIds().length }, 'callrecd ready');
+    this.log.info({ pbx: this.pbxAddress, admin: this.adminAddress, socket: this.cfg.control.socket, lines: this.path.lineIds().length }, 'callrecd ready');
   }
 
   /** Stops taking calls, closes every open recording cleanly, then the devices and the store. */
@@ -145,6 +145,25 @@ export class Daemon {
     if (months.size > 0 && (await this.store.count()) === 0) {
       throw new Error(`the index ${indexPath(this.cfg.dataDir)} is empty but recordings are on disk: stop, run \`callrec db rebuild --offline --config FILE\`, start again`);
     }
+  }
+
+  /**
+   * SIGHUP: takes what can change live (retention, alarm thresholds, log level) from a config that has
+   * already passed validation; names what would need a restart and keeps it as it is.
+   */
+  reload(next: Config): { applied: string[]; needsRestart: string[] } {
+    const live = ['retention', 'alarms', 'log'] as const;
+    const applied: string[] = [];
+    for (const k of live) {
+      if (JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k])) {
+        (this.cfg as unknown as Record<string, unknown>)[k] = next[k];
+        applied.push(k);
+      }
+    }
+    if (applied.includes('log')) this.log.level = next.log.level;
+    const needsRestart = (Object.keys(next) as Array<keyof Config>).filter((k) => k !== 'source' && !(live as readonly string[]).includes(k) && JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k]));
+    this.log.info({ applied, needsRestart }, needsRestart.length ? 'config reloaded; some changes need a restart' : 'config reloaded');
+    return { applied, needsRestart };
   }
 
   /** Per finished call: metrics, and the silent-line alarm (set by a silent call, cleared by a sound one). */

@@ -82,6 +82,14 @@ async function main(): Promise<number> {
         },
       );
     };
+    process.on('SIGHUP', () => {
+      try {
+        daemon.reload(loadConfig(file));
+      } catch (err) {
+        // The old configuration stays in force.
+        log.error({ err: (err as Error).message }, 'config reload rejected: the running configuration is kept');
+      }
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

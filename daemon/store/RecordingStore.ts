@@ -56,16 +56,25 @@ export class RecordingStore {
     } satisfies Record<IndexName, unknown>;
   }
 
-  static async open(dir: string, keys: KeyRing, sidecarPath: (id: string, startedAt: string) => string): Promise<RecordingStore> {
-    const db = new Level<string, string>(dir);
-    try {
-      await db.open();
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') throw new StoreError(`the index ${dir} is locked: another callrecd is running with this dataDir`);
-      throw new StoreError(`cannot open the index ${dir}: ${(cause as Error | undefined)?.message ?? (err as Error).message}`);
+  /**
+   * Opens the index. A lock held by another process (a second instance, or the previous one still
+   * stopping) is waited for with back-off, `lockWaitMs` in all, then refused with a clear error, so
+   * systemd's restarts do not become a crash loop.
+   */
+  static async open(dir: string, keys: KeyRing, sidecarPath: (id: string, startedAt: string) => string, lockWaitMs = 10_000): Promise<RecordingStore> {
+    const started = Date.now();
+    for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
+      const db = new Level<string, string>(dir);
+      try {
+        await db.open();
+        return new RecordingStore(db, keys, sidecarPath);
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string } }).cause;
+        if (cause?.code !== 'LEVEL_LOCKED') throw new StoreError(`cannot open the index ${dir}: ${(cause as Error | undefined)?.message ?? (err as Error).message}: if it is damaged, stop callrecd and run \`callrec db rebuild --offline --config FILE\``);
+        if (Date.now() - started + delay > lockWaitMs) throw new StoreError(`the index ${dir} is locked: another callrecd is running with this dataDir (waited ${Math.round((Date.now() - started) / 1000)} s)`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
-    return new RecordingStore(db, keys, sidecarPath);
   }
 
   async close(): Promise<void> {
