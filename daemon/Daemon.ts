@@ -20,6 +20,7 @@ import { checkEncryptedDisk } from './ops/encryptedDisk.js';
 import { Alarms, type Alarm } from './ops/Alarms.js';
 import { HealthMonitor } from './ops/HealthMonitor.js';
 import { Metrics } from './ops/Metrics.js';
+import { DiskGuard } from './ops/DiskGuard.js';
 import { AdminListener } from './api/AdminListener.js';
 import type { RecordingMeta } from './store/RecordingMeta.js';
 
@@ -47,6 +48,7 @@ export class Daemon {
   retention!: Retention;
   private sweepTimer: NodeJS.Timeout | undefined;
   alarms!: Alarms;
+  disk!: DiskGuard;
   health!: HealthMonitor;
   metrics!: Metrics;
   private admin!: AdminListener;
@@ -99,6 +101,11 @@ export class Daemon {
     this.health = new HealthMonitor(this.cfg, this.path, () => this.calls.activeCount, this.alarms);
     this.metrics = new Metrics(this.path, () => this.calls.activeCount, this.health, this.alarms);
     this.calls.finished.push((m) => this.onFinished(m));
+    this.disk = new DiskGuard(this.cfg.dataDir, () => ({ reserveBytes: this.cfg.storage.reserveMb * 2 ** 20, floorBytes: this.cfg.storage.floorMb * 2 ** 20 }));
+    this.calls.canRecord = () => this.disk.canRecord;
+    this.calls.notRecorded = (reason) => this.metrics.notRecorded.inc({ reason });
+    this.disk.on('change', (state: string, free: number) => this.onDiskState(state, free));
+    this.disk.start();
     this.pbx = new PbxListener(
       {
         ...this.cfg.signals,
@@ -123,6 +130,7 @@ export class Daemon {
   /** Stops taking calls, closes every open recording cleanly, then the devices and the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.disk?.stop();
     this.health?.stop();
     await this.pbx?.stop();
     await this.admin?.stop();
@@ -164,6 +172,20 @@ export class Daemon {
     const needsRestart = (Object.keys(next) as Array<keyof Config>).filter((k) => k !== 'source' && !(live as readonly string[]).includes(k) && JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k]));
     this.log.info({ applied, needsRestart }, needsRestart.length ? 'config reloaded; some changes need a restart' : 'config reloaded');
     return { applied, needsRestart };
+  }
+
+  private onDiskState(state: string, free: number): void {
+    const mb = Math.round(free / 2 ** 20);
+    if (state === 'ok') {
+      this.alarms.clear('DISK_RESERVE', 'data');
+      this.log.warn({ freeMb: mb }, 'data volume above its reserve again: recording resumes');
+      return;
+    }
+    if (state === 'low') this.alarms.raise('DISK_RESERVE', 'data', 'critical', `data volume below its reserve (${mb} MiB free): new calls are not recorded`);
+    if (state === 'full') {
+      this.alarms.raise('DISK_RESERVE', 'data', 'critical', `data volume below its floor (${mb} MiB free): recordings in progress were closed, new calls are not recorded`);
+      void this.calls.closeForDiskFull();
+    }
   }
 
   /** Per finished call: metrics, and the silent-line alarm (set by a silent call, cleared by a sound one). */

@@ -29,7 +29,7 @@ writeFileSync(cfgFile, stringify({
   signals: { port: 0, token },
   control: { socket: join(dir, 's.sock') },
   keys: { masterFile: join(dir, 'k'), createMasterFile: true },
-  storage: { requireEncryptedDisk: false },
+  storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
   admin: { port: 0 },
   log: { level: 'info' },
 }));

@@ -121,7 +121,7 @@ t.test('the socket is found by --socket, then CALLREC_SOCKET, then --config', as
   t.equal((await callrec(['status', '--json'], { CALLREC_SOCKET: socket })).code, 0);
   const dir = mkdtempSync(join(tmpdir(), 'callrec-cfg-'));
   const cfgFile = join(dir, 'c.yaml');
-  writeFileSync(cfgFile, stringify({ cards: [{ id: 'v', backend: 'virtual', channels: 1 }], lines: [{ id: 'L', card: 'v', channels: [0] }], signals: { token: 'x'.repeat(20) }, control: { socket }, storage: { requireEncryptedDisk: false } }));
+  writeFileSync(cfgFile, stringify({ cards: [{ id: 'v', backend: 'virtual', channels: 1 }], lines: [{ id: 'L', card: 'v', channels: [0] }], signals: { token: 'x'.repeat(20) }, control: { socket }, storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 } }));
   const r = await callrec(['--config', cfgFile, 'status', '--json']);
   t.equal(r.code, 0, r.stderr);
   const st = JSON.parse(r.stdout);

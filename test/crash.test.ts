@@ -21,7 +21,7 @@ writeFileSync(cfgFile, stringify({
   signals: { port: 0, token },
   control: { socket },
   keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
-  storage: { requireEncryptedDisk: false },
+  storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
   admin: { port: 0 },
 }));
 

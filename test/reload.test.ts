@@ -17,7 +17,7 @@ t.test('SIGHUP applies what can change live, keeps the rest, and rejects a bad c
     signals: { port: 0, token: 'reload-token-0123456789' },
     control: { socket: join(dir, 's.sock') },
     keys: { masterFile: join(dir, 'k'), createMasterFile: true },
-    storage: { requireEncryptedDisk: false },
+    storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
     admin: { port: 0 },
     alarms: { diskWarnPercent: 0, diskCriticalPercent: 0 },
   };

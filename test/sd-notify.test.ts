@@ -39,7 +39,7 @@ t.test('callrecd tells systemd READY, STATUS, WATCHDOG and STOPPING', async (t) 
     signals: { port: 0, token: 'notify-test-token-0123456789' },
     control: { socket: join(dir, 's.sock') },
     keys: { masterFile: join(dir, 'k'), createMasterFile: true },
-    storage: { requireEncryptedDisk: false },
+    storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
     admin: { port: 0 },
   }));
   const daemon = spawn(process.execPath, [resolve('dist/daemon/bin/callrecd.js'), '--config', cfgFile], { env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '600000' }, stdio: 'ignore' });

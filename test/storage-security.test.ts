@@ -54,7 +54,7 @@ function setup(extra: Record<string, unknown> = {}): { dir: string; cfgFile: str
     signals: { port: 0, token },
     control: { socket: join(dir, 'callrec.sock') },
     keys: { masterFile: join(dir, 'keys', 'master.key'), createMasterFile: true },
-    storage: { requireEncryptedDisk: false },
+    storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
     admin: { port: 0 },
     log: { level: 'info' },
     ...extra,

@@ -46,6 +46,9 @@ export class CallManager {
   private queue: Promise<unknown> = Promise.resolve();
   private closing = false;
   readonly finished: Array<(meta: RecordingMeta) => void> = [];
+  /** Says whether a new call may be recorded now (the disk guard); told of each call it turned away. */
+  canRecord: () => boolean = () => true;
+  notRecorded: (reason: string) => void = () => undefined;
 
   constructor(private readonly cfg: Config, private readonly path: AudioPath, private readonly store: RecordingStore, private readonly log: Logger) {}
 
@@ -96,6 +99,13 @@ export class CallManager {
       return this.ended.get(ev.callId) ?? null;
     }
     const line = ev.line!;
+    if (!this.canRecord()) {
+      // Not recorded: the disk is below its reserve. Its later signals are answered, with no recording.
+      this.ended.set(ev.callId, null);
+      this.notRecorded('disk_low');
+      this.log.warn({ line }, 'call not recorded: the data volume is below its reserve');
+      return null;
+    }
     const flags: string[] = [];
     const { frame: startFrame, clamped } = this.path.frameAt(line, ev.atMs);
     if (clamped) flags.push('clamped_start');
@@ -203,6 +213,15 @@ export class CallManager {
     if (ev.type === 'answer') o.answer = ev;
     else o.end = ev;
     return null;
+  }
+
+  /** The disk is nearly full: every recording in progress is closed now, while it can still be closed cleanly. */
+  closeForDiskFull(): Promise<void> {
+    const next = this.queue.then(() => {
+      for (const call of this.active.values()) if (!call.ending) this.endCall(call, this.path.nowFrame(call.meta.line), 'truncated_disk_full', ['disk_full'], true);
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 
   private async handleTimeout(callId: string): Promise<void> {

@@ -9,6 +9,7 @@ export class Metrics {
   readonly signalEvents: Counter<'type' | 'outcome'>;
   readonly recordingsFinished: Counter<'status'>;
   readonly httpRequests: Counter<'listener' | 'status'>;
+  readonly notRecorded: Counter<'reason'>;
 
   constructor(path: AudioPath, active: () => number, health: HealthMonitor, alarms: Alarms) {
     const r = this.registry;
@@ -53,6 +54,7 @@ export class Metrics {
     });
     this.signalEvents = new Counter({ name: 'callrec_signal_events_total', help: 'PBX signals by type and outcome', labelNames: ['type', 'outcome'], registers: [r] });
     this.recordingsFinished = new Counter({ name: 'callrec_recordings_finished_total', help: 'Recordings finished, by status', labelNames: ['status'], registers: [r] });
+    this.notRecorded = new Counter({ name: 'callrec_calls_not_recorded_total', help: 'Calls not recorded, by reason (disk_low)', labelNames: ['reason'], registers: [r] });
     this.httpRequests = new Counter({ name: 'callrec_http_requests_total', help: 'HTTP requests by listener and status', labelNames: ['listener', 'status'], registers: [r] });
   }
 }

@@ -35,7 +35,7 @@ export async function startTestDaemon(overrides: Record<string, unknown> = {}): 
     signals: { host: '127.0.0.1', port: 0, token: TOKEN },
     control: { socket: join(dir, 'callrec.sock') },
     keys: { masterFile: join(dir, 'master.key'), createMasterFile: true },
-    storage: { requireEncryptedDisk: false },
+    storage: { requireEncryptedDisk: false, reserveMb: 8, floorMb: 1 },
     admin: { port: 0 },
     log: { level: 'silent' },
     ...overrides,
