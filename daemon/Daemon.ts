@@ -7,7 +7,7 @@ import { AudioPath } from './recorder/AudioPath.js';
 import { CallService } from './services/CallService.js';
 import { ServiceError } from './services/errors.js';
 import { PbxListener } from './signals/PbxListener.js';
-import { recoverInterrupted } from './store/recoverInterrupted.js';
+import { recoverInterrupted, sweepTemporaryFiles } from './store/recoverInterrupted.js';
 import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
 import { Destroyer } from './store/Destroyer.js';
 import { Retention } from './store/Retention.js';
@@ -36,6 +36,8 @@ export interface DaemonStatus {
   admin: { host: string; port: number };
   socket: string;
   alarms: Alarm[];
+  /** For what people read; stored times stay UTC. */
+  displayTimeZone: string;
 }
 
 /** Wires the rooms together: store, audio path, calls, the PBX door and the control socket. */
@@ -86,6 +88,8 @@ export class Daemon {
     await this.destroyer.replay();
     await this.checkIndexAgainstDisk(keys);
     this.retention = new Retention(this.store, this.destroyer, keys.epochs, () => this.cfg.retention.months, this.log, () => epochsOnDisk(this.cfg.dataDir));
+    const swept = sweepTemporaryFiles(this.cfg.dataDir);
+    if (swept > 0) this.log.warn({ swept }, 'temporary files left by a crash removed');
     const repaired = await recoverInterrupted(this.cfg.dataDir, this.store, this.log);
     if (repaired > 0) this.log.warn({ repaired }, 'recordings left open by a crash were repaired');
     this.path = new AudioPath(this.cfg, this.log);
@@ -110,6 +114,7 @@ export class Daemon {
       {
         ...this.cfg.signals,
         hasLine: (id) => this.path.hasLine(id),
+        onHttpStatus: (status) => this.metrics.httpRequests.inc({ listener: 'pbx', status: String(status) }),
         onOutcome: (type, outcome) => {
           this.metrics.signalEvents.inc({ type, outcome });
           this.health.lastSignalAt = new Date().toISOString();
@@ -213,6 +218,7 @@ export class Daemon {
       admin: this.adminAddress,
       socket: this.cfg.control.socket,
       alarms: this.alarms.list(),
+      displayTimeZone: this.cfg.display.timeZone,
     };
   }
 

@@ -118,14 +118,14 @@ t.test(`${LINES} busy lines, SIGKILL at ${KILLS} random moments`, { timeout: 600
     if (m.status === 'recording') problems.push(`${c.callId}: still marked recording`);
     if (c.killedAt !== undefined) {
       // Cut by a kill: repaired, and holds audio up to about a second before the kill.
-      if (m.status !== 'end_unknown') problems.push(`${c.callId}: status ${m.status} after a kill`);
+      if (m.status !== 'interrupted') problems.push(`${c.callId}: status ${m.status} after a kill`);
       const lived = c.killedAt - Date.parse(m.startedAt);
       if (lived > 1500 && m.durationMs! < lived - 1000) problems.push(`${c.callId}: kept ${m.durationMs} ms of ${lived} ms`);
       cutChecked++;
     } else if (c.endAt !== undefined && m.status === 'complete') {
       const want = c.endAt - c.startAt;
       if (Math.abs(m.durationMs! - want) > 40) problems.push(`${c.callId}: ${m.durationMs} ms for a ${want} ms call`);
-    } else if (m.status !== 'end_unknown' && m.status !== 'complete') {
+    } else if (m.status !== 'interrupted' && m.status !== 'complete') {
       problems.push(`${c.callId}: unexpected status ${m.status}`);
     }
     if (frames === 0 && (m.durationMs ?? 0) > 100) problems.push(`${c.callId}: no audio decoded for ${m.durationMs} ms`);

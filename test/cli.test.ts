@@ -103,6 +103,14 @@ t.test('calls show: the record; an unknown id exits 4; usage errors exit 2', asy
   t.same(JSON.parse(r.stdout), a);
   const plain = await callrec(['--socket', socket, 'calls', 'show', a.id]);
   t.match(plain.stdout, /agentName\s+Aino Virtanen/);
+  // People read local time (display.timeZone, default Europe/Helsinki: UTC+2, +3 in summer); JSON stays UTC.
+  const m = /startedAt\s+(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}):(\d{2}) (EEST|EET) \((.*)\)/.exec(plain.stdout);
+  t.ok(m, plain.stdout);
+  const utc = new Date(a.startedAt);
+  const shift = m![5] === 'EEST' ? 3 : 2;
+  const local = new Date(utc.getTime() + shift * 3600_000);
+  t.equal(`${m![1]} ${m![2]}:${m![3]}:${m![4]}`, local.toISOString().slice(0, 19).replace('T', ' '), `shown as ${m![5]} (UTC+${shift})`);
+  t.equal(m![6], a.startedAt);
   t.equal((await callrec(['--socket', socket, 'calls', 'show', '01ARZ3NDEKTSV4RRFFQ69G5FAV'])).code, 4);
   t.equal((await callrec(['--socket', socket, 'calls', 'show', '../../etc/passwd'])).code, 4);
   t.equal((await callrec(['--socket', socket, 'calls', 'show'])).code, 2);

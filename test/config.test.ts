@@ -55,6 +55,7 @@ t.test('each error names its key and line', async (t) => {
     problems(valid.replace('backend: virtual', 'backend: portaudio\n    device: hw\n    framesPerBuffer: 100\n    maxQueue: 10')),
     ['cards.0.maxQueue: framesPerBuffer x maxQueue must hold at least 2 s of audio (1000 frames at 8000 Hz) (line 6)'],
   );
+  t.same(problems(valid + 'display:\n  timeZone: Mars/Olympus\n'), ['display.timeZone: not an IANA time zone: Mars/Olympus (line 12)']);
   t.same(problems(valid.replace('channels: [0]', 'channels: [1, 1]')), ['lines.0.channels.1: channel 1 is listed twice (line 8)']);
   t.same(problems(valid.replace('channels: 2', 'channels: 2\n    speech: [nothing-here.wav]')), ['cards.0.speech.0: no such file: /etc/callrec/nothing-here.wav (line 5)']);
   const twice = valid.replace('signals:', '  - id: L1\n    card: c0\n    channels: [0]\nsignals:');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -53,13 +53,16 @@ t.test('after SIGKILL mid-call, a restart repairs the recording, losing at most 
   first.child.kill('SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
 
+  writeFileSync(join(dir, 'data', 'keys', 'epochs.json.tmp'), '{"torn');
   const second = await startDaemon();
+  t.notOk(existsSync(join(dir, 'data', 'keys', 'epochs.json.tmp')), 'a temporary file left by the crash is swept');
+  t.ok(second.logs.some((l) => l.msg === 'temporary files left by a crash removed' && l.swept === 1));
   t.teardown(() => {
     second.child.kill('SIGTERM');
   });
   t.ok(second.logs.some((l) => l.msg === 'recording repaired after an unclean stop' && l.recordingId === recordingId), 'the restart logs the repair');
   const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
-  t.equal(m.status, 'end_unknown');
+  t.equal(m.status, 'interrupted');
   t.ok(m.flags.includes('repaired'));
   const lived = killedAt - startAt.getTime();
   t.ok(m.durationMs! >= lived - 1000 && m.durationMs! <= lived, `kept ${m.durationMs} ms of ${lived} ms (a crash loses at most 1 s)`);
@@ -96,7 +99,7 @@ t.test('a crash that leaves a record without its folder still restarts, with a v
   rmSync(join(dir, 'data', 'recordings'), { recursive: true, force: true });
   const second = await startDaemon();
   const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
-  t.equal(m.status, 'end_unknown');
+  t.equal(m.status, 'interrupted');
   t.equal(m.durationMs, 14, 'one lost-frame packet: (960 - 312) / 48 = 13.5 ms, rounded');
   const out = join(dir, 'empty.opus');
   const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' })) as { data: string };

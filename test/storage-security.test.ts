@@ -224,6 +224,7 @@ t.test('master key: refuses to start without it, naming it; a rotation re-seals 
   // A rotation cut off by a crash leaves the old store whole and a torn temporary file beside it.
   writeFileSync(`${epochStorePath(d.cfg.dataDir)}.tmp`, '{"version":1,"epo');
   const r = await run(process.execPath, [CLI, '--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
+  t.notOk(existsSync(`${epochStorePath(d.cfg.dataDir)}.tmp`), 'the torn temporary file is gone');
   t.match(JSON.parse(r.stdout), { rotated: 1 });
   const again = await run(process.execPath, [CLI, '--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
   t.match(JSON.parse(again.stdout), { rotated: 0 }, 'a second run (a resumed one) has nothing left to do');

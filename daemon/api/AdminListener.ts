@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Alarms } from '../ops/Alarms.js';
 import type { HealthMonitor } from '../ops/HealthMonitor.js';
 import type { Metrics } from '../ops/Metrics.js';
+import { requestLog } from '../ops/requestLog.js';
 
 export interface AdminListenerOptions {
   host: string;
@@ -29,10 +30,7 @@ export class AdminListener {
     app.set('strict routing', true);
     // Plain HTTP on the local network until TLS is configured: HSTS and upgrade-insecure-requests would break it.
     app.use(helmet({ strictTransportSecurity: false, contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], upgradeInsecureRequests: null } } }));
-    app.use((req, res, next) => {
-      res.on('finish', () => this.metrics.httpRequests.inc({ listener: 'admin', status: String(res.statusCode) }));
-      next();
-    });
+    app.use(requestLog(this.log, 'admin', (status) => this.metrics.httpRequests.inc({ listener: 'admin', status: String(status) })));
     app.get('/health', (_req, res, next) => {
       this.health.check().then((h) => {
         res.status(h.status === 'failing' ? 503 : 200).json({ ...h, alarms: this.alarms.list() });

@@ -85,12 +85,12 @@ async function main(argv: string[]): Promise<number> {
       if (id) throw new UsageError('calls list takes no ID');
       const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true };
       const recs = (await callDaemon(socket, 'calls.list', params)) as RecordingRecord[];
-      out(values.json ? `${JSON.stringify(recs, null, 2)}\n` : formatList(recs));
+      out(values.json ? `${JSON.stringify(recs, null, 2)}\n` : formatList(recs, await displayZone(socket)));
       return EXIT.ok;
     }
     case 'show': {
       const rec = (await callDaemon(socket, 'calls.show', { id: needId() })) as RecordingRecord;
-      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : formatRecord(rec));
+      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : formatRecord(rec, await displayZone(socket)));
       return EXIT.ok;
     }
     case 'export': {
@@ -137,6 +137,11 @@ async function verify(socket: string, id: string | undefined, all: boolean, json
   if (json) process.stdout.write(`${JSON.stringify({ checked: results.length, failed: bad }, null, 2)}\n`);
   else process.stdout.write(`${results.length} checked, ${bad.length} failed${bad.map((b) => `\n  ${b.problem}`).join('')}\n`);
   return bad.length ? EXIT.failure : EXIT.ok;
+}
+
+/** The daemon's display time zone, for plain output (JSON stays UTC). */
+async function displayZone(socket: string): Promise<string> {
+  return ((await callDaemon(socket, 'status')) as { displayTimeZone: string }).displayTimeZone;
 }
 
 function formatStatus(st: Record<string, unknown>): string {

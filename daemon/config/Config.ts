@@ -34,6 +34,7 @@ export interface Config {
   control: { socket: string };
   keys: { masterCredential: string; masterFile?: string; createMasterFile: boolean };
   retention: { months: number };
+  display: { timeZone: string };
   storage: { requireEncryptedDisk: boolean; reserveMb: number; floorMb: number };
   admin: { host: string; port: number; metricsToken?: string };
   alarms: { diskWarnPercent: number; diskCriticalPercent: number; inodeWarnPercent: number; cpuWarnPercent: number; temperatureWarnC: number; silentLineDbfs: number };

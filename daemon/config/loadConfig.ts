@@ -77,6 +77,11 @@ export function parseConfig(text: string, file: string | null): Config {
   for (const card of cfg.cards) card.maxQueue ??= Math.ceil((2.5 * card.sampleRate) / card.framesPerBuffer);
   const base = file ? dirname(file) : repoRoot;
   const problems = crossCheck(cfg, lineOf);
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: cfg.display.timeZone });
+  } catch {
+    problems.push(`display.timeZone: not an IANA time zone: ${cfg.display.timeZone}${lineOf(['display', 'timeZone'])}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems, file);
   const at = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   cfg.cards.forEach((card, i) => {

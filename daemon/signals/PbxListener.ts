@@ -4,6 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { CallManager } from '../calls/CallManager.js';
 import { SignalError, validateEvent } from './validateEvent.js';
+import { requestLog } from '../ops/requestLog.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -14,6 +15,7 @@ export interface PbxListenerOptions {
   hasLine: (id: string) => boolean;
   /** Told of every answered request: the event type (or `unknown`) and the outcome or error code. */
   onOutcome?: (type: string, outcome: string) => void;
+  onHttpStatus?: (status: number) => void;
 }
 
 /**
@@ -35,6 +37,7 @@ export class PbxListener {
     // Exactly the documented path: no trailing slash, no other case.
     app.set('case sensitive routing', true);
     app.set('strict routing', true);
+    app.use(requestLog(this.log, 'pbx', this.opts.onHttpStatus));
     app.post('/pbx/v1/events', (req, res, next) => this.authorize(req, next), express.raw({ type: () => true, limit: MAX_BODY_BYTES }), (req, res, next) => {
       this.accept(req, res).catch(next);
     });
@@ -49,7 +52,7 @@ export class PbxListener {
       const e = err as { type?: string; status?: number };
       if (e.type === 'entity.too.large' || e.status === 413) return send(res, new SignalError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`));
       if (e.status && e.status >= 400 && e.status < 500) return send(res, new SignalError(400, 'malformed_json', 'the body could not be read'));
-      this.log.error({ err: (err as Error).message }, 'PBX signal failed');
+      ((res.locals.log as Logger | undefined) ?? this.log).error({ err: (err as Error).message }, 'PBX signal failed');
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
     });
     await new Promise<void>((resolve, reject) => {

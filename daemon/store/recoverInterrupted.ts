@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { replaceFileDurably } from './durableWrite.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -9,7 +10,7 @@ import type { RecordingStore } from './RecordingStore.js';
 
 /**
  * After a crash or power loss: every recording still marked `recording` is cut to its last intact
- * sealed segment (whole Ogg pages), closed with an end-of-stream page and the final segment, and given the end its last granule shows (status `end_unknown`).
+ * sealed segment (whole Ogg pages), closed with an end-of-stream page and the final segment, and given the end its last granule shows (status `interrupted`, flag `repaired`).
  */
 export async function recoverInterrupted(dataDir: string, store: RecordingStore, log: Logger): Promise<number> {
   const open = await store.withStatus('recording');
@@ -23,7 +24,7 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     } catch (err) {
       if (!(err instanceof RepairRefusedError)) throw err;
       // Left exactly as found, for a person to look at; verify will name it.
-      meta.status = 'end_unknown';
+      meta.status = 'interrupted';
       if (!meta.flags.includes('repair_refused')) meta.flags.push('repair_refused');
       await store.put(meta);
       log.error({ recordingId: meta.id, err: err.message }, 'recording not repaired');
@@ -33,7 +34,7 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
     }
     replaceFileDurably(file, fixed.stored);
     const durationMs = Math.max(0, Math.round(Number(fixed.finalGranule - BigInt(PRE_SKIP_48K)) / 48));
-    meta.status = 'end_unknown';
+    meta.status = 'interrupted';
     meta.durationMs = durationMs;
     meta.endedAt = new Date(Date.parse(meta.startedAt) + durationMs).toISOString();
     meta.audioBytes = fixed.plain.length;
@@ -47,3 +48,22 @@ export async function recoverInterrupted(dataDir: string, store: RecordingStore,
   return open.length;
 }
 
+
+/** At start: temporary files a crash left mid-replace (`*.tmp`) under the data directory are removed. */
+export function sweepTemporaryFiles(dataDir: string): number {
+  let n = 0;
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.tmp')) {
+        rmSync(p, { force: true });
+        n++;
+      }
+    }
+  };
+  walk(join(dataDir, 'recordings'));
+  walk(join(dataDir, 'keys'));
+  return n;
+}
