@@ -105,6 +105,7 @@ export class Daemon {
     this.health = new HealthMonitor(this.cfg, this.path, () => this.calls.activeCount, this.alarms);
     this.metrics = new Metrics(this.path, () => this.calls.activeCount, this.health, this.alarms);
     this.calls.finished.push((m) => this.onFinished(m));
+    this.path.onEncoderPump = (s) => this.metrics.encodePump.observe(s);
     this.disk = new DiskGuard(this.cfg.dataDir, () => ({ reserveBytes: this.cfg.storage.reserveMb * 2 ** 20, floorBytes: this.cfg.storage.floorMb * 2 ** 20 }));
     this.calls.canRecord = () => this.disk.canRecord;
     this.calls.notRecorded = (reason) => this.metrics.notRecorded.inc({ reason });

@@ -101,6 +101,10 @@ t.test('GET /metrics: Prometheus text behind the scrape token, no personal data 
     t.equal(byName.get(name)?.type, type, `${name} parses as a ${type}`);
   }
   t.ok(Number(byName.get('callrec_disk_free_bytes')!.metrics[0]!.value) > 0);
+  t.equal(byName.get('callrec_encode_pump_seconds')?.type, 'HISTOGRAM', 'encode latency is a histogram');
+  t.ok(Number((byName.get('callrec_encode_pump_seconds')!.metrics[0] as { count?: string }).count) > 0, 'with observations from the workers');
+  t.equal(byName.get('callrec_encoder_lag_seconds')?.type, 'GAUGE');
+  t.equal(byName.get('callrec_frames_dropped')?.type, 'GAUGE');
   t.match(byName.get('callrec_signal_events_total')!.metrics.find((m) => m.labels?.outcome === 'missing_field'), { labels: { type: 'unknown' }, value: '1' });
   t.equal((await fetch(`${admin}/other`)).status, 404);
 });

@@ -62,6 +62,11 @@ export class EncodeSession {
     this.peakMs = new Array<number>(this.ring.channels).fill(0);
   }
 
+  /** Seconds of captured audio not yet encoded (0 when the recording is caught up). */
+  get lagS(): number {
+    return Math.max(0, this.ring.writePosition - this.next) / this.job.sampleRate;
+  }
+
   /** The recording ends at `endFrame`; `force` finishes with what the ring has (capture is stopping). */
   stop(endFrame: number, force = false): void {
     this.endFrame = Math.max(endFrame, this.job.startFrame);

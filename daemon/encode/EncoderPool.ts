@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { EncodeJob, EncodeResult, FromWorker, ToWorker } from './messages.js';
+import type { EncodeJob, EncodeResult, FromWorker, ToWorker, WorkerStats } from './messages.js';
 
 interface Pending {
   worker: Worker;
@@ -69,7 +69,23 @@ export class EncoderPool {
     return p;
   }
 
+  /** The latest stats of each worker. */
+  readonly stats = new Map<Worker, WorkerStats>();
+  /** Told of every pump time the workers report (for the latency histogram). */
+  onPump: (seconds: number) => void = () => undefined;
+
+  get lagS(): number {
+    let lag = 0;
+    for (const s of this.stats.values()) lag = Math.max(lag, s.lagS);
+    return lag;
+  }
+
   private onMessage(worker: Worker, msg: FromWorker): void {
+    if (msg.type === 'stats') {
+      this.stats.set(worker, msg.stats);
+      for (const s of msg.stats.pumpS) this.onPump(s);
+      return;
+    }
     if (msg.type === 'done') this.settle(worker, msg.result.id)?.resolve(msg.result);
     else this.settle(worker, msg.id)?.reject(new EncodeFailedError(msg.id, msg.message));
   }

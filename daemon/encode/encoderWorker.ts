@@ -7,7 +7,10 @@ const port = parentPort!;
 const sessions = new Map<string, EncodeSession>();
 const send = (msg: FromWorker): void => port.postMessage(msg);
 
+let pumpTimes: number[] = [];
+
 function pumpAll(): void {
+  const t0 = performance.now();
   for (const [id, session] of sessions) {
     try {
       const result = session.pump();
@@ -20,7 +23,15 @@ function pumpAll(): void {
       send({ type: 'failed', id, message: (err as Error).message });
     }
   }
+  if (sessions.size > 0) pumpTimes.push((performance.now() - t0) / 1000);
 }
+
+const statsTimer = setInterval(() => {
+  let lagS = 0;
+  for (const s of sessions.values()) lagS = Math.max(lagS, s.lagS);
+  send({ type: 'stats', stats: { sessions: sessions.size, lagS, pumpS: pumpTimes } });
+  pumpTimes = [];
+}, 1000);
 
 const timer = setInterval(pumpAll, 20);
 
@@ -39,6 +50,7 @@ port.on('message', (msg: ToWorker) => {
       break;
     case 'shutdown':
       clearInterval(timer);
+      clearInterval(statsTimer);
       port.close();
       break;
   }

@@ -41,7 +41,17 @@ export interface EncodeResult {
   clampedEnd: boolean;
 }
 
+/** Once a second from each worker: how far behind capture it is, and what its pumps cost. */
+export interface WorkerStats {
+  sessions: number;
+  /** The largest backlog over its recordings, in seconds of audio not yet encoded. */
+  lagS: number;
+  /** Wall time of each pump of all its recordings over the last second, in seconds. */
+  pumpS: number[];
+}
+
 /** What an encoder worker answers. */
 export type FromWorker =
+  | { type: 'stats'; stats: WorkerStats }
   | { type: 'done'; result: EncodeResult }
   | { type: 'failed'; id: string; message: string };

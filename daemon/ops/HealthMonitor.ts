@@ -87,6 +87,11 @@ export class HealthMonitor {
     else a.clear('TEMPERATURE_HIGH', 'host');
     if (!health.clock.synchronized) a.raise('CLOCK_UNSYNCED', 'host', 'warning', 'the system clock is not synchronised (timesyncd/chrony): timestamps are suspect');
     else a.clear('CLOCK_UNSYNCED', 'host');
+    const lag = this.path.encoderLagS;
+    // The ring holds ring.seconds: past half of it, audio is at risk of being overwritten before it is encoded.
+    if (lag > this.cfg.ring.seconds / 2) a.raise('ENCODER_LAG', 'encoders', 'critical', `encoders are ${lag.toFixed(1)} s behind capture (the ring holds ${this.cfg.ring.seconds} s)`);
+    else if (lag > 1) a.raise('ENCODER_LAG', 'encoders', 'warning', `encoders are ${lag.toFixed(1)} s behind capture`);
+    else a.clear('ENCODER_LAG', 'encoders');
     for (const c of health.cards) {
       if (!c.faulted) a.clear('CAPTURE_FAULT', c.id);
       const gapAt = this.lastGapAt.get(c.id);

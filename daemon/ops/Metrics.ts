@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Alarms } from './Alarms.js';
 import type { HealthMonitor } from './HealthMonitor.js';
 import type { AudioPath } from '../recorder/AudioPath.js';
@@ -10,6 +10,7 @@ export class Metrics {
   readonly recordingsFinished: Counter<'status'>;
   readonly httpRequests: Counter<'listener' | 'status'>;
   readonly notRecorded: Counter<'reason'>;
+  readonly encodePump: Histogram;
 
   constructor(path: AudioPath, active: () => number, health: HealthMonitor, alarms: Alarms) {
     const r = this.registry;
@@ -52,6 +53,17 @@ export class Metrics {
         for (const a of alarms.list()) this.inc({ code: a.code, severity: a.severity });
       },
     });
+    new Gauge({
+      name: 'callrec_frames_dropped',
+      help: 'Sample frames lost to capture gaps per card since start (filled with silence)',
+      labelNames: ['card'],
+      registers: [r],
+      collect() {
+        for (const c of path.droppedFrames()) this.set({ card: c.id }, c.frames);
+      },
+    });
+    new Gauge({ name: 'callrec_encoder_lag_seconds', help: 'Audio the slowest recording has captured but not yet encoded', registers: [r], collect() { this.set(path.encoderLagS); } });
+    this.encodePump = new Histogram({ name: 'callrec_encode_pump_seconds', help: 'Wall time of one encoder pump (all of a worker\'s recordings, every 20 ms)', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1], registers: [r] });
     this.signalEvents = new Counter({ name: 'callrec_signal_events_total', help: 'PBX signals by type and outcome', labelNames: ['type', 'outcome'], registers: [r] });
     this.recordingsFinished = new Counter({ name: 'callrec_recordings_finished_total', help: 'Recordings finished, by status', labelNames: ['status'], registers: [r] });
     this.notRecorded = new Counter({ name: 'callrec_calls_not_recorded_total', help: 'Calls not recorded, by reason (disk_low)', labelNames: ['reason'], registers: [r] });

@@ -22,6 +22,7 @@ interface CardState {
   reader: CardReader;
   gaps: Gap[];
   faulted: boolean;
+  droppedFrames: number;
   retry?: NodeJS.Timeout | undefined;
 }
 
@@ -66,9 +67,10 @@ export class AudioPath extends EventEmitter {
       const lines = this.cfg.lines.filter((l) => l.card === card.id);
       const rings = lines.map((l) => ({ id: l.id, channels: l.channels, ring: new LineRing(Math.ceil(this.cfg.ring.seconds * card.sampleRate), l.channels.length) }));
       const reader = new CardReader(device, rings);
-      const state: CardState = { config: card, device, reader, gaps: [], faulted: false };
+      const state: CardState = { config: card, device, reader, gaps: [], faulted: false, droppedFrames: 0 };
       reader.on('gap', (gap: Gap) => {
         state.gaps.push(gap);
+        state.droppedFrames += gap.frames;
         if (state.gaps.length > GAPS_KEPT) state.gaps.shift();
         this.log.warn({ card: card.id, gapMs: Math.round(gap.ms) }, 'audio gap: capture lost audio, filled with silence');
         this.emit('gap', card.id, gap.ms);
@@ -190,12 +192,27 @@ export class AudioPath extends EventEmitter {
     this.pool?.stop(id, endFrame, force);
   }
 
+  /** Seconds of audio the slowest recording's encoder is behind capture. */
+  get encoderLagS(): number {
+    return this.pool?.lagS ?? 0;
+  }
+
+  /** Told of each encoder pump's duration (seconds). */
+  set onEncoderPump(fn: (seconds: number) => void) {
+    if (this.pool) this.pool.onPump = fn;
+  }
+
   get activeRecordings(): number {
     return this.pool?.active ?? 0;
   }
 
   cardStatus(): Array<{ id: string; backend: string; framesCaptured: number; gaps: number; faulted: boolean }> {
     return [...this.cards.values()].map((c) => ({ id: c.config.id, backend: c.config.backend, framesCaptured: c.reader.framesReceived, gaps: c.gaps.length, faulted: c.faulted }));
+  }
+
+  /** Frames lost to gaps (filled with silence) per card since start. */
+  droppedFrames(): Array<{ id: string; frames: number }> {
+    return [...this.cards.values()].map((c) => ({ id: c.config.id, frames: c.droppedFrames }));
   }
 
   /** For tests and the demo: the virtual card behind a line, if it is one. */
