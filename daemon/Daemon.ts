@@ -7,7 +7,7 @@ import { AudioPath } from './recorder/AudioPath.js';
 import { CallService } from './services/CallService.js';
 import { ServiceError } from './services/errors.js';
 import { PbxListener } from './signals/PbxListener.js';
-import { recoverInterrupted, sweepTemporaryFiles } from './store/recoverInterrupted.js';
+import { recoverInterrupted, repairRecording, sweepTemporaryFiles } from './store/recoverInterrupted.js';
 import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
 import { Destroyer } from './store/Destroyer.js';
 import { Retention } from './store/Retention.js';
@@ -108,6 +108,7 @@ export class Daemon {
     this.path.onEncoderPump = (s) => this.metrics.encodePump.observe(s);
     this.disk = new DiskGuard(this.cfg.dataDir, () => ({ reserveBytes: this.cfg.storage.reserveMb * 2 ** 20, floorBytes: this.cfg.storage.floorMb * 2 ** 20 }));
     this.calls.canRecord = () => this.disk.canRecord;
+    this.calls.repair = (meta, status) => repairRecording(this.cfg.dataDir, this.store, meta, status, this.log);
     this.calls.notRecorded = (reason) => this.metrics.notRecorded.inc({ reason });
     this.disk.on('change', (state: string, free: number) => this.onDiskState(state, free));
     this.disk.start();
@@ -184,6 +185,7 @@ export class Daemon {
     const mb = Math.round(free / 2 ** 20);
     if (state === 'ok') {
       this.alarms.clear('DISK_RESERVE', 'data');
+      void this.calls.repairPending();
       this.log.warn({ freeMb: mb }, 'data volume above its reserve again: recording resumes');
       return;
     }

@@ -65,6 +65,24 @@ t.test('below the reserve new calls are not recorded; below the floor open ones 
   await td.post(signal('end', 'disk-c'));
   t.equal((await done(c.json.recordingId)).status, 'complete');
   t.notOk(td.daemon.alarms.list().some((x) => x.code === 'DISK_RESERVE'), 'alarm cleared');
+
+  // A sudden fill to nothing (faster than the guard's one-second look): writes fail with ENOSPC. The
+  // recording is closed and repaired once there is room to write the repair, never left torn.
+  const d = await td.post(signal('start', 'disk-d', startFields('L1')));
+  await sleep(1500);
+  leaveFree(0);
+  await sleep(2500);
+  t.equal((await td.daemon.store.get(d.json.recordingId))!.status, 'recording', 'no room even to repair: still open, not torn-and-forgotten');
+  rmSync(filler);
+  const md = await done(d.json.recordingId);
+  t.equal(md.status, 'truncated_disk_full');
+  t.ok(md.flags.includes('disk_full') && md.flags.includes('repaired'), md.flags.join(','));
+  const file2 = join(tmpdir(), `${md.id}.opus`);
+  writeFileSync(file2, await td.daemon.service.export(md.id, 'opus'));
+  t.same(opusinfo(file2).problems, [], 'and plays');
+  rmSync(file2);
+  t.ok((await td.daemon.service.verify(md.id)).ok);
+
   const metrics = await td.daemon.metrics.registry.metrics();
   t.match(metrics, /callrec_calls_not_recorded_total\{reason="disk_low"\} 1/);
 });

@@ -46,6 +46,9 @@ export class CallManager {
   private queue: Promise<unknown> = Promise.resolve();
   private closing = false;
   readonly finished: Array<(meta: RecordingMeta) => void> = [];
+  /** Repairs a recording whose writer failed (set by the daemon: the store's repair). */
+  repair: (meta: RecordingMeta, status: RecordingStatus) => Promise<void> = async () => undefined;
+  private readonly pendingRepair = new Map<string, { status: RecordingStatus; flag: string }>();
   /** Says whether a new call may be recorded now (the disk guard); told of each call it turned away. */
   canRecord: () => boolean = () => true;
   notRecorded: (reason: string) => void = () => undefined;
@@ -268,11 +271,47 @@ export class CallManager {
     await this.settle(call);
   }
 
+  /**
+   * The encoder stopped (a write failed: ENOSPC on a full disk, an I/O error). The file is repaired now if
+   * it can be; if even that cannot be written, the record stays `recording` and `repairPending` retries
+   * (the disk guard calls it when space returns; a restart would too).
+   */
   private async fail(call: ActiveCall, err: Error): Promise<void> {
     this.log.error({ recordingId: call.meta.id, err: err.message }, 'recording failed');
-    call.meta.status = 'interrupted';
-    if (!call.meta.flags.includes('encoder_failed')) call.meta.flags.push('encoder_failed');
-    await this.settle(call);
+    const diskFull = /ENOSPC|EDQUOT/.test(err.message);
+    const status = diskFull ? 'truncated_disk_full' : 'interrupted';
+    const flag = diskFull ? 'disk_full' : 'encoder_failed';
+    if (!call.meta.flags.includes(flag)) call.meta.flags.push(flag);
+    this.active.delete(call.callId);
+    if (this.byLine.get(call.meta.line) === call.callId) this.byLine.delete(call.meta.line);
+    this.ended.set(call.callId, call.meta.id);
+    try {
+      await this.repair(call.meta, status);
+    } catch (repairErr) {
+      this.pendingRepair.set(call.meta.id, { status, flag });
+      this.log.error({ recordingId: call.meta.id, err: (repairErr as Error).message }, 'recording left open: its repair will be retried');
+      return;
+    }
+    for (const f of this.finished) f(call.meta);
+  }
+
+  /** Retries the repairs that could not be written (called when disk space returns). */
+  async repairPending(): Promise<void> {
+    for (const [id, { status, flag }] of [...this.pendingRepair]) {
+      const meta = (await this.store.get(id)) as RecordingMeta | null;
+      if (!meta) {
+        this.pendingRepair.delete(id);
+        continue;
+      }
+      if (!meta.flags.includes(flag)) meta.flags.push(flag);
+      try {
+        await this.repair(meta, status);
+        this.pendingRepair.delete(id);
+        for (const f of this.finished) f(meta);
+      } catch {
+        // Still no room: the next call tries again.
+      }
+    }
   }
 
   private async settle(call: ActiveCall): Promise<void> {
