@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import helmet from 'helmet';
@@ -7,6 +6,7 @@ import type { Alarms } from '../ops/Alarms.js';
 import type { HealthMonitor } from '../ops/HealthMonitor.js';
 import type { Metrics } from '../ops/Metrics.js';
 import { requestLog } from '../ops/requestLog.js';
+import { bearerMatches, closeServer, listen } from '../ops/httpServer.js';
 
 export interface AdminListenerOptions {
   host: string;
@@ -52,27 +52,15 @@ export class AdminListener {
       this.log.error({ err: err.message }, 'admin request failed');
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server = app.listen(this.opts.port, this.opts.host, (err?: Error) => (err ? reject(err) : resolve()));
-      this.server.once('error', reject);
-    });
-    const addr = this.server!.address();
-    return { host: this.opts.host, port: typeof addr === 'object' && addr ? addr.port : this.opts.port };
+    const { server, address } = await listen(app, this.opts.host, this.opts.port);
+    this.server = server;
+    return address;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
   }
 }
 
-function bearerMatches(req: Request, token: string): boolean {
-  const m = /^Bearer +(.+)$/i.exec(req.get('authorization') ?? '');
-  const h = (s: string): Buffer => createHash('sha256').update(s).digest();
-  return m !== null && timingSafeEqual(h(m[1]!), h(token));
-}

@@ -1,10 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { CallManager } from '../calls/CallManager.js';
 import { SignalError, validateEvent } from './validateEvent.js';
 import { requestLog } from '../ops/requestLog.js';
+import { bearerMatches, closeServer, listen } from '../ops/httpServer.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -24,11 +24,8 @@ export interface PbxListenerOptions {
  */
 export class PbxListener {
   private server: Server | null = null;
-  private readonly tokenHash: Buffer;
 
-  constructor(private readonly opts: PbxListenerOptions, private readonly calls: CallManager, private readonly log: Logger) {
-    this.tokenHash = sha256(opts.token);
-  }
+  constructor(private readonly opts: PbxListenerOptions, private readonly calls: CallManager, private readonly log: Logger) {}
 
   async start(): Promise<{ host: string; port: number }> {
     const app = express();
@@ -55,28 +52,19 @@ export class PbxListener {
       ((res.locals.log as Logger | undefined) ?? this.log).error({ err: (err as Error).message }, 'PBX signal failed');
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server = app.listen(this.opts.port, this.opts.host, (err?: Error) => (err ? reject(err) : resolve()));
-      this.server.once('error', reject);
-    });
-    const addr = this.server!.address();
-    const port = typeof addr === 'object' && addr ? addr.port : this.opts.port;
-    return { host: this.opts.host, port };
+    const { server, address } = await listen(app, this.opts.host, this.opts.port);
+    this.server = server;
+    return address;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeServer(server);
   }
 
   private authorize(req: Request, next: NextFunction): void {
-    const m = /^Bearer +(.+)$/i.exec(req.get('authorization') ?? ''); // the scheme name is case-insensitive (RFC 7235)
-    if (!m || !timingSafeEqual(sha256(m[1]!), this.tokenHash)) return next(new SignalError(401, 'unauthorized', 'a valid bearer token is required'));
+    if (!bearerMatches(req, this.opts.token)) return next(new SignalError(401, 'unauthorized', 'a valid bearer token is required'));
     next();
   }
 
@@ -102,9 +90,6 @@ export class PbxListener {
   }
 }
 
-function sha256(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
 
 function send(res: Response, err: SignalError): void {
   res.status(err.status).json(err.toJSON());
