@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -491,16 +491,20 @@ t.test('setup script: refusals', async (t) => {
   t.match(notBlock.stderr, /is not a block device/);
 });
 
-let haveShellcheck = true;
-try {
-  execFileSync('shellcheck', ['--version'], { stdio: 'ignore' });
-} catch {
-  haveShellcheck = false;
-}
-t.test('setup script: shellcheck-clean', { skip: haveShellcheck ? false : 'shellcheck is not installed' }, async (t) => {
-  const r = await run('shellcheck', [SCRIPT]).then(
-    (x) => ({ code: 0, out: x.stdout }),
-    (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
-  );
-  t.equal(r.code, 0, r.out);
+t.test('every shell script in scripts/ is shellcheck-clean', async (t) => {
+  try {
+    execFileSync('shellcheck', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('shellcheck is missing: apt-get install shellcheck');
+  }
+  const dir = SCRIPT.slice(0, SCRIPT.lastIndexOf('/'));
+  const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh'));
+  t.ok(scripts.length >= 5, scripts.join(', '));
+  for (const f of scripts) {
+    const r = await run('shellcheck', [`${dir}/${f}`]).then(
+      (x) => ({ code: 0, out: x.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+    );
+    t.equal(r.code, 0, `${f}: ${r.out}`);
+  }
 });
