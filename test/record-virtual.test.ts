@@ -102,7 +102,8 @@ t.test('three overlapping calls, one across a 1.5 s blocked main thread, each ho
       }
       const own = bestCorrelation(decoded, slice(tr, startFrame, n), 400);
       t.ok(own.r >= 0.8, `${c.line} ch${ch}: correlates with its own speech (r = ${own.r.toFixed(3)}, lag ${own.lag})`);
-      t.ok(Math.abs(own.lag) <= 16, `${c.line} ch${ch}: at its true time (lag ${own.lag} samples)`);
+      // Within 5 ms: the wall-clock to sample-clock mapping rides on the card's delivery jitter (a 20 ms timer here).
+      t.ok(Math.abs(own.lag) <= 40, `${c.line} ch${ch}: at its true time (lag ${own.lag} samples)`);
       for (const other of [0, 1, 6, 7].filter((o) => track(o) !== tr)) {
         if ((i === 0 && other === 0) || (i === 1 && other === 1) || (i === 2 && other === 6 + ch)) continue;
         const x = bestCorrelation(decoded, slice(track(other), startFrame, n), 400);
