@@ -106,6 +106,7 @@ export class Daemon {
     this.metrics = new Metrics(this.path, () => this.calls.activeCount, this.health, this.alarms);
     this.calls.finished.push((m) => this.onFinished(m));
     this.path.onEncoderPump = (s) => this.metrics.encodePump.observe(s);
+    this.path.onFramesEncoded = (n) => this.metrics.framesEncoded.inc(n);
     this.disk = new DiskGuard(this.cfg.dataDir, () => ({ reserveBytes: this.cfg.storage.reserveMb * 2 ** 20, floorBytes: this.cfg.storage.floorMb * 2 ** 20 }));
     this.calls.canRecord = () => this.disk.canRecord;
     this.calls.repair = (meta, status) => repairRecording(this.cfg.dataDir, this.store, meta, status, this.log);

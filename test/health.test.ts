@@ -79,6 +79,7 @@ t.test('a call silent on one side raises "no audio" and flags the recording', as
 });
 
 t.test('GET /metrics: Prometheus text behind the scrape token, no personal data in it', async (t) => {
+  await sleep(1100); // workers report their counts once a second
   t.equal((await fetch(`${admin}/metrics`)).status, 401);
   t.equal((await fetch(`${admin}/metrics`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
   await td.post(signal('start', 'h-m', { line: 'L1', caller: '+358 40 123 9876', serviceNumber: '029 497 002' }));
@@ -105,6 +106,9 @@ t.test('GET /metrics: Prometheus text behind the scrape token, no personal data 
   t.ok(Number((byName.get('callrec_encode_pump_seconds')!.metrics[0] as { count?: string }).count) > 0, 'with observations from the workers');
   t.equal(byName.get('callrec_encoder_lag_seconds')?.type, 'GAUGE');
   t.equal(byName.get('callrec_frames_dropped')?.type, 'GAUGE');
+  t.equal(byName.get('callrec_ring_fill_ratio')?.type, 'GAUGE');
+  // Three calls of 5.3 s and one short one were encoded: well over 3 x 5 x 8000 frames.
+  t.ok(Number(byName.get('callrec_frames_encoded_total')!.metrics[0]!.value) > 3 * 5 * 8000, `frames encoded: ${byName.get('callrec_frames_encoded_total')!.metrics[0]!.value}`);
   t.match(byName.get('callrec_signal_events_total')!.metrics.find((m) => m.labels?.outcome === 'missing_field'), { labels: { type: 'unknown' }, value: '1' });
   t.equal((await fetch(`${admin}/other`)).status, 404);
 });

@@ -86,7 +86,11 @@ export class EncodeSession {
     return null;
   }
 
+  /** Frames encoded so far (the worker reports the running sum). */
+  framesEncoded = 0;
+
   private encodeFrame(): void {
+    this.framesEncoded += this.size;
     this.trackLevel();
     this.pending.push({ data: this.encoder.encode(this.frame), start: this.next });
     this.next += this.size;

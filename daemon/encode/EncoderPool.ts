@@ -73,6 +73,8 @@ export class EncoderPool {
   readonly stats = new Map<Worker, WorkerStats>();
   /** Told of every pump time the workers report (for the latency histogram). */
   onPump: (seconds: number) => void = () => undefined;
+  /** Told of the frames each worker encoded since its last report. */
+  onEncoded: (frames: number) => void = () => undefined;
 
   get lagS(): number {
     let lag = 0;
@@ -84,6 +86,7 @@ export class EncoderPool {
     if (msg.type === 'stats') {
       this.stats.set(worker, msg.stats);
       for (const s of msg.stats.pumpS) this.onPump(s);
+      this.onEncoded(msg.stats.framesEncoded);
       return;
     }
     if (msg.type === 'done') this.settle(worker, msg.result.id)?.resolve(msg.result);

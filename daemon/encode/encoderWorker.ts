@@ -8,6 +8,9 @@ const sessions = new Map<string, EncodeSession>();
 const send = (msg: FromWorker): void => port.postMessage(msg);
 
 let pumpTimes: number[] = [];
+/** Frames encoded by sessions that have finished since the last report. */
+let finishedFrames = 0;
+const reported = new Map<string, number>();
 
 function pumpAll(): void {
   const t0 = performance.now();
@@ -15,6 +18,8 @@ function pumpAll(): void {
     try {
       const result = session.pump();
       if (result) {
+        finishedFrames += session.framesEncoded - (reported.get(id) ?? 0);
+        reported.delete(id);
         sessions.delete(id);
         send({ type: 'done', result });
       }
@@ -28,8 +33,14 @@ function pumpAll(): void {
 
 const statsTimer = setInterval(() => {
   let lagS = 0;
-  for (const s of sessions.values()) lagS = Math.max(lagS, s.lagS);
-  send({ type: 'stats', stats: { sessions: sessions.size, lagS, pumpS: pumpTimes } });
+  let framesEncoded = finishedFrames;
+  for (const [id, s] of sessions) {
+    lagS = Math.max(lagS, s.lagS);
+    framesEncoded += s.framesEncoded - (reported.get(id) ?? 0);
+    reported.set(id, s.framesEncoded);
+  }
+  finishedFrames = 0;
+  send({ type: 'stats', stats: { sessions: sessions.size, lagS, pumpS: pumpTimes, framesEncoded } });
   pumpTimes = [];
 }, 1000);
 

@@ -48,6 +48,8 @@ export interface WorkerStats {
   lagS: number;
   /** Wall time of each pump of all its recordings over the last second, in seconds. */
   pumpS: number[];
+  /** Sample frames encoded since the last report. */
+  framesEncoded: number;
 }
 
 /** What an encoder worker answers. */

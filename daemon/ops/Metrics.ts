@@ -11,6 +11,7 @@ export class Metrics {
   readonly httpRequests: Counter<'listener' | 'status'>;
   readonly notRecorded: Counter<'reason'>;
   readonly encodePump: Histogram;
+  readonly framesEncoded: Counter;
 
   constructor(path: AudioPath, active: () => number, health: HealthMonitor, alarms: Alarms) {
     const r = this.registry;
@@ -62,6 +63,8 @@ export class Metrics {
         for (const c of path.droppedFrames()) this.set({ card: c.id }, c.frames);
       },
     });
+    new Gauge({ name: 'callrec_ring_fill_ratio', help: 'Share of the look-back ring the slowest encoder is behind by (1: audio is being lost)', registers: [r], collect() { this.set(path.ringFill); } });
+    this.framesEncoded = new Counter({ name: 'callrec_frames_encoded_total', help: 'Sample frames encoded (all lines)', registers: [r] });
     new Gauge({ name: 'callrec_encoder_lag_seconds', help: 'Audio the slowest recording has captured but not yet encoded', registers: [r], collect() { this.set(path.encoderLagS); } });
     this.encodePump = new Histogram({ name: 'callrec_encode_pump_seconds', help: 'Wall time of one encoder pump (all of a worker\'s recordings, every 20 ms)', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1], registers: [r] });
     this.signalEvents = new Counter({ name: 'callrec_signal_events_total', help: 'PBX signals by type and outcome', labelNames: ['type', 'outcome'], registers: [r] });

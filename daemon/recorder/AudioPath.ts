@@ -202,6 +202,16 @@ export class AudioPath extends EventEmitter {
     if (this.pool) this.pool.onPump = fn;
   }
 
+  /** Told of frames encoded (about once a second per worker). */
+  set onFramesEncoded(fn: (frames: number) => void) {
+    if (this.pool) this.pool.onEncoded = fn;
+  }
+
+  /** How much of the look-back ring the slowest encoder is using: near 1, audio is about to be lost. */
+  get ringFill(): number {
+    return Math.min(1, this.encoderLagS / this.cfg.ring.seconds);
+  }
+
   get activeRecordings(): number {
     return this.pool?.active ?? 0;
   }
