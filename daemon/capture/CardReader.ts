@@ -75,9 +75,9 @@ export class CardReader extends EventEmitter {
     const whole = data.length - (data.length % this.frameBytes);
     this.carry = Buffer.from(data.subarray(whole));
     if (whole === 0) return;
-    // Copy into an aligned Int16Array: a Buffer slice may start at an odd byte offset.
-    const samples = new Int16Array(whole / 2);
-    for (let i = 0; i < samples.length; i++) samples[i] = data.readInt16LE(i * 2);
+    // A view when the bytes are 2-aligned (the usual case: fresh chunks), else an aligned copy. (s16le on a
+    // little-endian host: x86-64 and ARM alike.)
+    const samples = data.byteOffset % 2 === 0 ? new Int16Array(data.buffer, data.byteOffset, whole / 2) : copyAligned(data, whole);
     const frames = samples.length / this.device.channels;
     const now = performance.now();
     if (!this.clock.isAnchored) {
@@ -130,4 +130,10 @@ export class CardReader extends EventEmitter {
     for (const line of this.lines) line.ring.writeFrom(samples, 0, frames, this.device.channels, line.channels);
     this.received += frames;
   }
+}
+
+function copyAligned(data: Buffer, bytes: number): Int16Array {
+  const out = new Int16Array(bytes / 2);
+  for (let i = 0; i < out.length; i++) out[i] = data.readInt16LE(i * 2);
+  return out;
 }

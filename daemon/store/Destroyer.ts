@@ -1,6 +1,5 @@
 import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { epochOf } from '../keys/EpochKeyStore.js';
 import { isTombstone, type RecordingTombstone } from './RecordingMeta.js';
 import { audioPath, sidecarPath } from './recordingPaths.js';
 import type { RecordingStore } from './RecordingStore.js';
@@ -61,13 +60,6 @@ export class Destroyer {
     if (redone > 0) await this.store.compact();
     if (redone > 0) this.log.warn({ redone }, 'destructions finished from the destruction log');
     return redone;
-  }
-
-  /** Live recordings of an epoch (for its expiry). */
-  async liveInEpoch(epoch: string): Promise<number> {
-    let n = 0;
-    for await (const rec of this.store.all()) if (!isTombstone(rec) && epochOf(Date.parse(rec.startedAt)) === epoch) n++;
-    return n;
   }
 
   private async carryOut(entry: LogEntry, compact = true): Promise<RecordingTombstone> {

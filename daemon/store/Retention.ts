@@ -30,15 +30,20 @@ export class Retention {
   async sweep(): Promise<{ destroyed: number; epochsDestroyed: string[] }> {
     const cutoff = this.cutoff();
     const due: string[] = [];
-    for await (const rec of this.store.all()) if (!isTombstone(rec) && rec.status !== 'recording' && rec.startedAt < cutoff) due.push(rec.id);
+    // One pass over the records: what is due, and which months keep a live recording afterwards.
+    const live = new Set<string>();
+    for await (const rec of this.store.all()) {
+      if (isTombstone(rec)) continue;
+      if (rec.status !== 'recording' && rec.startedAt < cutoff) due.push(rec.id);
+      else live.add(epochOf(Date.parse(rec.startedAt)));
+    }
     for (const id of due) await this.destroyer.destroy(id, 'retention period ended', 'retention');
     const current = epochOf(this.now());
     const epochsDestroyed: string[] = [];
+    // The index may be incomplete (lost, or mid-rebuild): a sidecar on disk keeps its month's key alive.
+    const onDisk = this.onDisk();
     for (const epoch of this.epochs.epochs()) {
-      if (epoch >= current) continue;
-      if ((await this.destroyer.liveInEpoch(epoch)) > 0) continue;
-      // The index may be incomplete (lost, or mid-rebuild): a sidecar on disk keeps its month's key alive.
-      if (this.onDisk().has(epoch)) continue;
+      if (epoch >= current || live.has(epoch) || onDisk.has(epoch)) continue;
       this.epochs.destroy(epoch);
       epochsDestroyed.push(epoch);
     }
