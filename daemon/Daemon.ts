@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/Config.js';
 import { CallManager } from './calls/CallManager.js';
@@ -6,6 +7,20 @@ import { ControlServer } from './control/ControlServer.js';
 import { AudioPath } from './recorder/AudioPath.js';
 import { CallService } from './services/CallService.js';
 import { ServiceError } from './services/errors.js';
+import { AuditTrail, type AuditActor } from './access/AuditTrail.js';
+import { LoginGuard } from './access/LoginGuard.js';
+import { matrix } from './access/permissions.js';
+import { Sessions } from './access/Sessions.js';
+import { UserStore } from './access/UserStore.js';
+import type { Actor } from './access/Actor.js';
+import { AuditService } from './services/AuditService.js';
+import { Guard } from './services/Guard.js';
+import { Services } from './services/Services.js';
+import { SessionService } from './services/SessionService.js';
+import { SystemService } from './services/SystemService.js';
+import { UserService } from './services/UserService.js';
+import type { ControlContext } from './control/ControlServer.js';
+import { peerInGroup } from '../native/peerCred.js';
 import { PbxListener } from './signals/PbxListener.js';
 import { recoverInterrupted, repairRecording, sweepTemporaryFiles } from './store/recoverInterrupted.js';
 import { destructionLogPath, epochStorePath, indexPath, sidecarPath } from './store/recordingPaths.js';
@@ -46,6 +61,9 @@ export class Daemon {
   path!: AudioPath;
   calls!: CallManager;
   service!: CallService;
+  services!: Services;
+  users!: UserStore;
+  audit!: AuditTrail;
   destroyer!: Destroyer;
   retention!: Retention;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -95,7 +113,21 @@ export class Daemon {
     this.path = new AudioPath(this.cfg, this.log);
     await this.path.start();
     this.calls = new CallManager(this.cfg, this.path, this.store, this.log);
-    this.service = new CallService(this.cfg, this.store, this.destroyer);
+    this.users = await UserStore.open(join(this.cfg.dataDir, 'access'));
+    this.audit = await AuditTrail.open(join(this.cfg.dataDir, 'audit'), masters, this.log, { headEveryMs: this.cfg.access.auditHeadSeconds * 1000 });
+    const grants = () => matrix(this.cfg.access.technicianListens);
+    const guard = new Guard(grants, this.audit);
+    const sessions = new Sessions(() => ({ idleMs: this.cfg.access.sessionIdleMinutes * 60_000, maxMs: this.cfg.access.sessionMaxHours * 3600_000 }));
+    const loginGuard = new LoginGuard(() => ({ failures: this.cfg.access.lockoutFailures, lockMs: this.cfg.access.lockoutMinutes * 60_000 }));
+    this.service = new CallService(this.cfg, this.store, this.destroyer, guard);
+    this.services = new Services(
+      this.service,
+      new UserService(this.users, sessions, loginGuard, guard),
+      new SessionService(this.users, sessions, loginGuard, guard),
+      new AuditService(this.audit, guard),
+      new SystemService(guard, () => this.status(), async () => this.store.keys.epochs.rotate()),
+      grants,
+    );
     await this.retention.sweep();
     this.sweepTimer = setInterval(() => {
       this.retention.sweep().catch((err: Error) => this.log.error({ err: err.message }, 'retention sweep failed'));
@@ -127,7 +159,7 @@ export class Daemon {
       this.log,
     );
     this.pbxAddress = await this.pbx.start();
-    this.admin = new AdminListener(this.cfg.admin, this.health, this.alarms, this.metrics, this.log);
+    this.admin = new AdminListener(this.cfg.admin, this.health, this.alarms, this.metrics, this.services, { sessionMaxS: () => this.cfg.access.sessionMaxHours * 3600, status: () => this.status() }, this.log);
     this.adminAddress = await this.admin.start();
     this.health.start();
     this.control = new ControlServer(this.cfg.control.socket, this.controlMethods(), this.log);
@@ -146,6 +178,8 @@ export class Daemon {
     await this.control?.stop();
     await this.path?.stop();
     await this.store?.close();
+    await this.audit?.close();
+    await this.users?.close();
     this.log.info('callrecd stopped');
   }
 
@@ -168,7 +202,7 @@ export class Daemon {
    * already passed validation; names what would need a restart and keeps it as it is.
    */
   reload(next: Config): { applied: string[]; needsRestart: string[] } {
-    const live = ['retention', 'alarms', 'log'] as const;
+    const live = ['retention', 'alarms', 'log', 'access'] as const;
     const applied: string[] = [];
     for (const k of live) {
       if (JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k])) {
@@ -179,6 +213,8 @@ export class Daemon {
     if (applied.includes('log')) this.log.level = next.log.level;
     const needsRestart = (Object.keys(next) as Array<keyof Config>).filter((k) => k !== 'source' && !(live as readonly string[]).includes(k) && JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k]));
     this.log.info({ applied, needsRestart }, needsRestart.length ? 'config reloaded; some changes need a restart' : 'config reloaded');
+    const system: AuditActor = { user: null, roles: [], via: 'system', from: 'SIGHUP' };
+    this.audit.append({ actor: system, action: 'config.reload', details: { applied, needsRestart }, outcome: 'ok' }).catch((err: Error) => this.log.error({ err: err.message }, 'audit trail: cannot record the reload'));
     return { applied, needsRestart };
   }
 
@@ -226,37 +262,77 @@ export class Daemon {
     };
   }
 
-  private controlMethods(): Record<string, (p: Record<string, unknown>) => Promise<unknown>> {
+  /** The CLI's door: every method but login and the first administrator's creation needs a session. */
+  private controlMethods(): Record<string, (p: Record<string, unknown>, ctx: ControlContext) => Promise<unknown>> {
     const str = (p: Record<string, unknown>, k: string): string | undefined => {
       const v = p[k];
       if (v === undefined) return undefined;
       if (typeof v !== 'string') throw new ServiceError('bad_request', `${k}: must be a string`);
       return v;
     };
+    const s = this.services;
+    const from = (ctx: ControlContext): string => (ctx.peer ? `uid:${ctx.peer.uid}` : 'uid:unknown');
+    const as =
+      (fn: (actor: Actor, p: Record<string, unknown>, ctx: ControlContext) => Promise<unknown>) =>
+      async (p: Record<string, unknown>, ctx: ControlContext): Promise<unknown> =>
+        fn((await s.sessions.resolve(ctx.session, 'cli', from(ctx))).actor, p, ctx);
+    const pick = (p: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => p[k] !== undefined).map((k) => [k, p[k]]));
     return {
-      'calls.list': (p) =>
-        this.service.list({
-          ...(str(p, 'from') !== undefined ? { from: str(p, 'from')! } : {}),
-          ...(str(p, 'to') !== undefined ? { to: str(p, 'to')! } : {}),
-          ...(str(p, 'caller') !== undefined ? { caller: str(p, 'caller')! } : {}),
-          ...(str(p, 'agent') !== undefined ? { agent: str(p, 'agent')! } : {}),
+      'session.login': async (p, ctx) => {
+        const r = await s.sessions.login(p.username, p.password, 'cli', from(ctx));
+        return { token: r.token, expiresAt: r.expiresAt, user: r.user };
+      },
+      'session.logout': as((actor, _p, ctx) => s.sessions.logout(actor, ctx.session!)),
+      'session.whoami': async (_p, ctx) => {
+        const { actor, session } = await s.sessions.resolve(ctx.session, 'cli', from(ctx));
+        const { csrfToken: _c, ...who } = await s.sessions.whoami(actor, session);
+        return who;
+      },
+      'users.bootstrap': async (p, ctx) => {
+        const peer: AuditActor = { user: null, roles: [], via: 'cli', from: from(ctx) };
+        if (!ctx.peer || !peerInGroup(ctx.peer, this.serviceGid())) {
+          await this.audit.append({ actor: peer, action: 'users.bootstrap', target: String(p.username), outcome: 'denied' });
+          throw new ServiceError('forbidden', `the first administrator can be added only by root or a member of group ${this.cfg.access.serviceGroup}`);
+        }
+        return s.users.bootstrapAdmin(peer, { username: str(p, 'username') ?? '', roles: ['admin'], password: str(p, 'password') ?? '', ...(str(p, 'displayName') ? { displayName: str(p, 'displayName')! } : {}) });
+      },
+      'users.list': as((actor) => s.users.list(actor)),
+      'users.add': as((actor, p) => s.users.add(actor, { username: str(p, 'username') ?? '', roles: Array.isArray(p.roles) ? (p.roles as string[]) : [], password: str(p, 'password') ?? '', ...pick(p, ['displayName', 'agentId']) })),
+      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', pick(p, ['displayName', 'roles', 'agentId', 'disabled', 'unlock']))),
+      'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', str(p, 'password') ?? '')),
+      'account.password': as((actor, p) => s.users.changeOwnPassword(actor, str(p, 'currentPassword') ?? '', str(p, 'password') ?? '')),
+      'calls.search': as((actor, p) =>
+        s.calls.search(actor, {
+          ...(pick(p, ['from', 'to', 'caller', 'agent', 'serviceNumber', 'cursor']) as Record<string, string>),
           includeDestroyed: p.includeDestroyed === true,
+          ...(typeof p.limit === 'number' ? { limit: p.limit } : {}),
         }),
-      'calls.show': (p) => this.service.show(str(p, 'id') ?? ''),
-      'calls.export': async (p) => {
+      ),
+      'calls.show': as((actor, p) => s.calls.show(actor, str(p, 'id') ?? '')),
+      'calls.export': as(async (actor, p) => {
         const format = str(p, 'format');
         if (format !== 'opus' && format !== 'wav') throw new ServiceError('bad_request', 'format: opus or wav');
-        return { data: (await this.service.export(str(p, 'id') ?? '', format)).toString('base64') };
-      },
-      status: () => this.status(),
-      'calls.destroy': (p) => {
-        const reason = str(p, 'reason');
-        if (!reason || !reason.trim()) throw new ServiceError('bad_request', '--reason is required');
-        return this.service.destroy(str(p, 'id') ?? '', reason, 'operator');
-      },
-      'verify.ids': () => this.service.verifiableIds(),
-      verify: (p) => this.service.verify(str(p, 'id') ?? ''),
-      'keys.rotate': async () => this.store.keys.epochs.rotate(),
+        return { data: (await s.calls.export(actor, str(p, 'id') ?? '', format)).toString('base64') };
+      }),
+      'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', str(p, 'reason') ?? '')),
+      'verify.ids': as((actor) => s.calls.verifiableIds(actor)),
+      verify: as((actor, p) => s.calls.verify(actor, str(p, 'id') ?? '')),
+      'keys.rotate': as((actor) => s.system.rotateKeys(actor)),
+      status: as((actor) => s.system.status(actor)),
+      /** For plain output: the display time zone (any logged-in person). */
+      display: as(async () => ({ displayTimeZone: this.cfg.display.timeZone })),
+      'audit.search': as((actor, p) => s.audit.search(actor, pick(p, ['from', 'to', 'user', 'action', 'target', 'afterSeq', 'limit']))),
+      'audit.verify': as((actor, p) => s.audit.verify(actor, Array.isArray(p.heads) ? (p.heads as Array<{ seq: number; hash: string }>) : [])),
     };
+  }
+
+  /** The service group's gid (from /etc/group), or -1 when there is none (then only root qualifies). */
+  private serviceGid(): number {
+    try {
+      const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === this.cfg.access.serviceGroup);
+      return line ? Number(line.split(':')[2]) : -1;
+    } catch {
+      return -1;
+    }
   }
 }

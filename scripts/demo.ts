@@ -2,6 +2,7 @@
  * `npm start`: the recorder on its embedded default (a virtual card playing real speech, data under
  * ./var/) with a built-in PBX simulator placing calls. Ctrl-C finalises every open recording.
  */
+import { randomBytes } from 'node:crypto';
 import { loadConfig, demoConfigPath } from '../daemon/config/loadConfig.js';
 import { createLogger } from '../daemon/ops/logger.js';
 import { Daemon } from '../daemon/Daemon.js';
@@ -20,7 +21,13 @@ say('callrec demo: recording a virtual card of real speech, calls placed by a bu
 say(`  PBX signals: POST ${url}  (Authorization: Bearer ${cfg.signals.token})`);
 say(`  health:      http://${daemon.adminAddress.host}:${daemon.adminAddress.port}/health   metrics: /metrics`);
 say(`  data:        ${cfg.dataDir}`);
+// A demo manager with a fresh password each start (the accounts of an installation are personal: docs/security.md).
+const password = randomBytes(12).toString('base64url');
+await daemon.services.users.provision({ user: null, roles: [], via: 'system', from: 'demo' }, { username: 'demo.manager', displayName: 'Demo Manager', roles: ['manager'], password });
+say(`  log in:      user demo.manager   password ${password}`);
+say(`  API:         http://${daemon.adminAddress.host}:${daemon.adminAddress.port}/api/v1  (docs/api.md)`);
 say(`  In another terminal:  export CALLREC_SOCKET=${cfg.control.socket}`);
+say('                        npx callrec login demo.manager');
 say('                        npx callrec calls list');
 say('                        npx callrec calls export ID --format opus -o call.opus');
 say('  Ctrl-C stops: open recordings are finalised.\n');

@@ -10,7 +10,7 @@ import { loadConfig } from '../daemon/config/loadConfig.js';
 import { Daemon } from '../daemon/Daemon.js';
 import { decodeOggOpus } from '../daemon/store/ogg/decodeOggOpus.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
-import { signal, sleep } from './helpers/testDaemon.js';
+import { signal, sleep, testActor } from './helpers/testDaemon.js';
 
 // Chaos: 50 lines kept busy with calls, the daemon SIGKILLed at 20 random moments and restarted each
 // time. Afterwards every recording opens, decodes and has the right status, and each one cut by a kill
@@ -106,11 +106,11 @@ t.test(`${LINES} busy lines, SIGKILL at ${KILLS} random moments`, { timeout: 600
       problems.push(`${c.callId}: no record`);
       continue;
     }
-    const v = await d.service.verify(c.id);
+    const v = await d.service.verify(testActor(), c.id);
     if (!v.ok) problems.push(`${c.callId}: ${v.problem}`);
     let frames = 0;
     try {
-      const pcm = decodeOggOpus(await d.service.export(c.id, 'opus'));
+      const pcm = decodeOggOpus(await d.service.export(testActor(), c.id, 'opus'));
       frames = pcm.samples.length;
     } catch (err) {
       problems.push(`${c.callId}: does not decode: ${(err as Error).message}`);

@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { readWav } from './helpers/audio.js';
 import { opusinfo } from './helpers/oggTools.js';
 import { signal, sleep, startTestDaemon, waitFor } from './helpers/testDaemon.js';
+import { cliLogin, managerToken } from './helpers/people.js';
 import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 
@@ -16,10 +17,12 @@ const CLI = resolve('dist/daemon/bin/callrec.js');
 const td = await startTestDaemon();
 t.teardown(() => td.stop());
 const socket = td.cfg.control.socket;
+await managerToken(socket);
+const session = await cliLogin(socket, 'test.manager');
 
 async function callrec(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [CLI, ...args], { env: { ...process.env, CALLREC_SOCKET: '', ...env } });
+    const r = await run(process.execPath, [CLI, ...args], { env: { ...process.env, CALLREC_SOCKET: '', ...session, ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -92,7 +95,8 @@ t.test('junk on the control socket gets an error answer and the daemon lives on'
       sock.on('close', () => res(buf));
     });
     const first = JSON.parse(answer.split('\n')[0]!);
-    t.equal(first.ok, line.includes('"status"'), `${line}: ${first.ok ? 'answered' : first.error.code}`);
+    t.equal(first.ok, false, `${line}: ${first.ok ? 'answered' : first.error.code}`);
+    if (line.includes('"status"')) t.equal(first.error.code, 'unauthenticated', 'a well-formed request without a session: unauthenticated');
   }
   t.equal((await callrec(['--socket', socket, 'status'])).code, 0, 'still running');
 });
@@ -100,7 +104,7 @@ t.test('junk on the control socket gets an error answer and the daemon lives on'
 t.test('calls show: the record; an unknown id exits 4; usage errors exit 2', async (t) => {
   const r = await callrec(['--socket', socket, 'calls', 'show', a.id, '--json']);
   t.equal(r.code, 0);
-  t.same(JSON.parse(r.stdout), a);
+  t.same(JSON.parse(r.stdout), { ...a, callerMasked: false });
   const plain = await callrec(['--socket', socket, 'calls', 'show', a.id]);
   t.match(plain.stdout, /agentName\s+Aino Virtanen/);
   // People read local time (display.timeZone, default Europe/Helsinki: UTC+2, +3 in summer); JSON stays UTC.

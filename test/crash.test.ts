@@ -9,6 +9,7 @@ import { callDaemon } from '../daemon/cli/ControlClient.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { signal, sleep, waitFor } from './helpers/testDaemon.js';
 import { opusinfo } from './helpers/oggTools.js';
+import { managerToken } from './helpers/people.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callrec-crash-'));
 const socket = join(dir, 'callrec.sock');
@@ -61,13 +62,13 @@ t.test('after SIGKILL mid-call, a restart repairs the recording, losing at most 
     second.child.kill('SIGTERM');
   });
   t.ok(second.logs.some((l) => l.msg === 'recording repaired after an unclean stop' && l.recordingId === recordingId), 'the restart logs the repair');
-  const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
+  const m = (await callDaemon(socket, 'calls.show', { id: recordingId }, await managerToken(socket))) as RecordingMeta;
   t.equal(m.status, 'interrupted');
   t.ok(m.flags.includes('repaired'));
   const lived = killedAt - startAt.getTime();
   t.ok(m.durationMs! >= lived - 1000 && m.durationMs! <= lived, `kept ${m.durationMs} ms of ${lived} ms (a crash loses at most 1 s)`);
   const out = join(dir, 'repaired.opus');
-  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' })) as { data: string };
+  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' }, await managerToken(socket))) as { data: string };
   writeFileSync(out, Buffer.from(data, 'base64'));
   const info = opusinfo(out);
   t.equal(info.status, 0);
@@ -80,7 +81,7 @@ t.test('after SIGKILL mid-call, a restart repairs the recording, losing at most 
   const code = await new Promise((r) => second.child.once('exit', r));
   t.equal(code, 0, 'SIGTERM: exit 0');
   const third = await startDaemon();
-  const m2 = (await callDaemon(socket, 'calls.show', { id: s2.recordingId })) as RecordingMeta;
+  const m2 = (await callDaemon(socket, 'calls.show', { id: s2.recordingId }, await managerToken(socket))) as RecordingMeta;
   t.equal(m2.status, 'interrupted', 'closed cleanly at shutdown, not left open');
   t.notOk(third.logs.some((l) => l.msg === 'recording repaired after an unclean stop'), 'nothing to repair after a clean stop');
   third.child.kill('SIGTERM');
@@ -98,11 +99,11 @@ t.test('a crash that leaves a record without its folder still restarts, with a v
   // As if the crash came before the worker made the day's folder.
   rmSync(join(dir, 'data', 'recordings'), { recursive: true, force: true });
   const second = await startDaemon();
-  const m = (await callDaemon(socket, 'calls.show', { id: recordingId })) as RecordingMeta;
+  const m = (await callDaemon(socket, 'calls.show', { id: recordingId }, await managerToken(socket))) as RecordingMeta;
   t.equal(m.status, 'interrupted');
   t.equal(m.durationMs, 14, 'one lost-frame packet: (960 - 312) / 48 = 13.5 ms, rounded');
   const out = join(dir, 'empty.opus');
-  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' })) as { data: string };
+  const { data } = (await callDaemon(socket, 'calls.export', { id: recordingId, format: 'opus' }, await managerToken(socket))) as { data: string };
   writeFileSync(out, Buffer.from(data, 'base64'));
   t.same(opusinfo(out).problems, [], 'opusinfo accepts it');
   second.child.kill('SIGTERM');

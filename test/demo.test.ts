@@ -1,4 +1,5 @@
 import t from 'tap';
+import { cliLogin } from './helpers/people.js';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,9 +39,12 @@ t.test('the demo records at least three calls within 60 s that export as valid O
   t.ok(performance.now() - started < 60_000, `three recordings after ${((performance.now() - started) / 1000).toFixed(1)} s`);
   t.match(out.join('\n'), /export CALLREC_SOCKET=/, 'prints the line to export for the CLI');
   t.match(out.join('\n'), /Authorization: Bearer demo-pbx-token-not-secret/, 'prints the PBX token');
+  const creds = /log in:\s+user (\S+)\s+password (\S+)/.exec(out.join('\n'));
+  t.ok(creds, 'prints the demo manager\'s user name and password');
+  const session = await cliLogin(join(dir, 'callrec.sock'), creds![1]!, creds![2]!);
   for (const id of ids) {
     const file = join(dir, `${id}.opus`);
-    await run(process.execPath, [resolve('dist/daemon/bin/callrec.js'), 'calls', 'export', id, '--format', 'opus', '-o', file], { env: { ...process.env, CALLREC_SOCKET: join(dir, 'callrec.sock') } });
+    await run(process.execPath, [resolve('dist/daemon/bin/callrec.js'), 'calls', 'export', id, '--format', 'opus', '-o', file], { env: { ...process.env, ...session, CALLREC_SOCKET: join(dir, 'callrec.sock') } });
     const info = opusinfo(file);
     t.same(info.problems, [], `${id}: opusinfo, no warnings`);
     t.ok(info.playbackS! > 1, `${id}: plays ${info.playbackS} s`);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { opusinfo } from './helpers/oggTools.js';
-import { signal, sleep, startFields, startTestDaemon, waitFor } from './helpers/testDaemon.js';
+import { signal, sleep, startFields, startTestDaemon, waitFor, testActor } from './helpers/testDaemon.js';
 
 // A real small filesystem: an 8 MiB tmpfs mounted for this test (root is needed, as in CI).
 const mnt = mkdtempSync(join(tmpdir(), 'callrec-tmpfs-'));
@@ -52,7 +52,7 @@ t.test('below the reserve new calls are not recorded; below the floor open ones 
   t.equal(ma.status, 'truncated_disk_full', 'below the floor: closed');
   t.ok(ma.flags.includes('disk_full'));
   const file = join(tmpdir(), `${ma.id}.opus`);
-  writeFileSync(file, await td.daemon.service.export(ma.id, 'opus'));
+  writeFileSync(file, await td.daemon.service.export(testActor(), ma.id, 'opus'));
   t.same(opusinfo(file).problems, [], 'a valid file with end-of-stream');
   rmSync(file);
   t.ok(ma.durationMs! > 1000, `${ma.durationMs} ms kept`);
@@ -78,10 +78,10 @@ t.test('below the reserve new calls are not recorded; below the floor open ones 
   t.equal(md.status, 'truncated_disk_full');
   t.ok(md.flags.includes('disk_full') && md.flags.includes('repaired'), md.flags.join(','));
   const file2 = join(tmpdir(), `${md.id}.opus`);
-  writeFileSync(file2, await td.daemon.service.export(md.id, 'opus'));
+  writeFileSync(file2, await td.daemon.service.export(testActor(), md.id, 'opus'));
   t.same(opusinfo(file2).problems, [], 'and plays');
   rmSync(file2);
-  t.ok((await td.daemon.service.verify(md.id)).ok);
+  t.ok((await td.daemon.service.verify(testActor(), md.id)).ok);
 
   const metrics = await td.daemon.metrics.registry.metrics();
   t.match(metrics, /callrec_calls_not_recorded_total\{reason="disk_low"\} 1/);

@@ -5,7 +5,7 @@ import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { bestCorrelation, readWav } from './helpers/audio.js';
 import { startPulseCard } from './helpers/pulseCard.js';
 import { bundledSpeech } from './helpers/speech.js';
-import { signal, sleep, startTestDaemon, waitFor } from './helpers/testDaemon.js';
+import { signal, sleep, startTestDaemon, waitFor, testActor } from './helpers/testDaemon.js';
 
 // Three different real speakers, each played into its own line of a real PortAudio device (PulseAudio
 // null sink read through ALSA's pulse plugin): the daemon records through naudiodon, not the virtual card.
@@ -60,7 +60,7 @@ t.test('three overlapping calls signalled over HTTP, recorded through PortAudio,
     t.same(m.gaps, [], `${l.line}: no gaps`);
     const signalled = Date.parse(rec.end!.at as string) - Date.parse(rec.start.at as string);
     t.ok(Math.abs(m.durationMs! - signalled) <= 40, `${l.line}: duration ${m.durationMs} ms = end - start (${signalled} ms)`);
-    const pcm = decodeOggOpus(await td.daemon.service.export(m.id, 'opus'));
+    const pcm = decodeOggOpus(await td.daemon.service.export(testActor(), m.id, 'opus'));
     sources.forEach((src, j) => {
       const c = bestCorrelation(pcm.samples, src, src.length, Math.floor(pcm.samples.length * 0.9));
       if (j === i) t.ok(c.r >= 0.8, `${l.line}: correlates with the speech played on its line (r = ${c.r.toFixed(3)})`);

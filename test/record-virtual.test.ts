@@ -4,7 +4,7 @@ import { DEFAULT_SPEECH } from '../daemon/capture/defaultSpeech.js';
 import { decodeOggOpus } from '../daemon/store/ogg/decodeOggOpus.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { bestCorrelation, readWav, rms } from './helpers/audio.js';
-import { signal, sleep, startTestDaemon, waitFor } from './helpers/testDaemon.js';
+import { signal, sleep, startTestDaemon, waitFor, testActor } from './helpers/testDaemon.js';
 
 /** Channel c of the virtual card plays DEFAULT_SPEECH[c] then 1.5 s of silence, looped, from frame 0. */
 function track(c: number): Int16Array {
@@ -86,7 +86,7 @@ t.test('three overlapping calls, one across a 1.5 s blocked main thread, each ho
     const signalled = Date.parse(ev.end!.at as string) - Date.parse(ev.start.at as string);
     t.ok(Math.abs(m.durationMs! - signalled) <= 40, `${c.line}: duration ${m.durationMs} ms = end - start ${signalled} ms`);
 
-    const pcm = decodeOggOpus(await td.daemon.service.export(m.id, 'opus'));
+    const pcm = decodeOggOpus(await td.daemon.service.export(testActor(), m.id, 'opus'));
     const frames = pcm.samples.length / pcm.channels;
     t.ok(Math.abs(frames - (m.durationMs! * 8000) / 1000) <= 4, `${c.line}: decodes to ${frames} frames for ${m.durationMs} ms`);
     const startFrame = Math.round(td.daemon.path.frameAt(c.line, Date.parse(m.startedAt)).frame);

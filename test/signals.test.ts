@@ -1,7 +1,7 @@
 import t from 'tap';
 import { resolve } from 'node:path';
 import { compileSchemaFile } from '../daemon/config/jsonSchema.js';
-import { signal, startFields, startTestDaemon, sleep, waitFor, TOKEN, type TestDaemon } from './helpers/testDaemon.js';
+import { signal, startFields, startTestDaemon, sleep, waitFor, TOKEN, type TestDaemon, testActor } from './helpers/testDaemon.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -186,7 +186,7 @@ t.test('a start older than the ring is clamped and flagged', async (t) => {
   t.ok(Date.parse(m.startedAt) > old.getTime() + 40_000, 'starts at the oldest audio held, not a minute ago');
   t.same(m.gaps, [], 'no audio lost at the edge of the ring');
   const file = join(td.dir, `${m.id}.opus`);
-  writeFileSync(file, await td.daemon.service.export(m.id, 'opus'));
+  writeFileSync(file, await td.daemon.service.export(testActor(), m.id, 'opus'));
   t.same(opusinfo(file).problems, [], 'a long look-back still makes short pages (no muxing-delay warning)');
 });
 

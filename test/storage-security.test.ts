@@ -13,10 +13,22 @@ import { epochsOnDisk } from '../daemon/store/rebuildIndex.js';
 import { audioPath, epochStorePath, sidecarPath } from '../daemon/store/recordingPaths.js';
 import type { RecordingMeta } from '../daemon/store/RecordingMeta.js';
 import { opusinfo } from './helpers/oggTools.js';
-import { signal, sleep, waitFor } from './helpers/testDaemon.js';
+import { signal, sleep, waitFor, testActor } from './helpers/testDaemon.js';
+import { cliLogin, managerToken } from './helpers/people.js';
 
 const run = promisify(execFile);
 const CLI = resolve('dist/daemon/bin/callrec.js');
+const sessions = new Map<string, Record<string, string>>();
+/** The CLI, logged in as a manager of the daemon behind --socket (made and logged in on first use). */
+async function cli(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const i = args.indexOf('--socket');
+  const sock = i >= 0 ? args[i + 1]! : null;
+  if (sock && !sessions.has(sock)) {
+    await managerToken(sock);
+    sessions.set(sock, await cliLogin(sock, 'test.manager'));
+  }
+  return run(process.execPath, [CLI, ...args], { env: { ...process.env, ...(sock ? sessions.get(sock) : {}) } });
+}
 const token = 'storage-test-token-0123456789';
 
 /** Every file under `dir`, as bytes. */
@@ -105,19 +117,19 @@ t.test('nothing personal in the clear; a destroyed call leaves no trace; the oth
   t.equal(statSync(join(dir, 'keys', 'master.key')).mode & 0o777, 0o600, 'the demo key file is 0600');
 
   const socket = join(dir, 'callrec.sock');
-  const r = await run(process.execPath, [CLI, '--socket', socket, 'calls', 'destroy', a.id, '--reason', 'caller objected', '--json']);
-  t.match(JSON.parse(r.stdout), { id: a.id, status: 'destroyed', reason: 'caller objected', role: 'operator' });
+  const r = await cli(['--socket', socket, 'calls', 'destroy', a.id, '--reason', 'caller objected', '--json']);
+  t.match(JSON.parse(r.stdout), { id: a.id, status: 'destroyed', reason: 'caller objected', role: 'manager' });
   t.notOk(existsSync(audioPath(d.cfg.dataDir, a.id, a.startedAt)), 'audio unlinked');
   t.notOk(existsSync(sidecarPath(d.cfg.dataDir, a.id, a.startedAt)), 'sidecar unlinked');
-  const listed = JSON.parse((await run(process.execPath, [CLI, '--socket', socket, 'calls', 'list', '--json', '--include-destroyed'])).stdout) as Array<{ id: string; status: string }>;
+  const listed = JSON.parse((await cli(['--socket', socket, 'calls', 'list', '--json', '--include-destroyed'])).stdout) as Array<{ id: string; status: string }>;
   t.same(listed.map((x) => [x.id, x.status]), [[b.id, 'complete'], [a.id, 'destroyed']]);
-  t.same(JSON.parse((await run(process.execPath, [CLI, '--socket', socket, 'calls', 'list', '--json', '--caller', '040 777 1234'])).stdout), [], 'no longer found by number');
+  t.same(JSON.parse((await cli(['--socket', socket, 'calls', 'list', '--json', '--caller', '040 777 1234'])).stdout), [], 'no longer found by number');
   t.same(scan(join(dir, 'data'), needlesA), [], 'after destruction: still nothing');
   const exported = join(dir, 'b.opus');
-  writeFileSync(exported, await d.service.export(b.id, 'opus'));
+  writeFileSync(exported, await d.service.export(testActor(), b.id, 'opus'));
   t.same(opusinfo(exported).problems, [], 'the other call still plays');
   rmSync(exported);
-  const v = await run(process.execPath, [CLI, '--socket', socket, 'verify', '--all', '--json']);
+  const v = await cli(['--socket', socket, 'verify', '--all', '--json']);
   t.same(JSON.parse(v.stdout), { checked: 1, failed: [] });
 });
 
@@ -131,15 +143,15 @@ t.test('verify names the recording and segment of a flipped byte; export refuses
   const bytes = readFileSync(file);
   bytes[bytes.length - 40]! ^= 0x10;
   writeFileSync(file, bytes);
-  const res = await d.service.verify(m.id);
+  const res = await d.service.verify(testActor(), m.id);
   t.equal(res.ok, false);
   const segments = (await import('../daemon/store/sealed/openSealed.js')).openSealed(readFileSync(file).fill(0, 0, 0), await d.store.dataKey(m.id), true).segments;
   const hit = segments.length; // the first segment that does not open is the one holding the flipped byte
   t.equal(res.problem, `recording ${m.id}: segment ${hit}: authentication failed (altered, moved, swapped or from another recording)`, 'names the recording and the segment');
-  await t.rejects(d.service.export(m.id, 'wav'), { code: 'integrity' });
-  const cli = await run(process.execPath, [CLI, '--socket', join(dir, 'callrec.sock'), 'verify', m.id]).catch((e: { code: number; stdout: string }) => e);
-  t.equal((cli as { code: number }).code, 1);
-  t.match((cli as { stdout: string }).stdout, /1 checked, 1 failed/);
+  await t.rejects(d.service.export(testActor(), m.id, 'wav'), { code: 'integrity' });
+  const res2 = await cli(['--socket', join(dir, 'callrec.sock'), 'verify', m.id]).catch((e: { code: number; stdout: string }) => e);
+  t.equal((res2 as { code: number }).code, 1);
+  t.match((res2 as { stdout: string }).stdout, /1 checked, 1 failed/);
 });
 
 t.test('a destruction interrupted at any step is finished by a restart, and a restored backup cannot bring it back', async (t) => {
@@ -223,17 +235,17 @@ t.test('master key: refuses to start without it, naming it; a rotation re-seals 
   t.same(d.store.keys.epochs.staleEpochs(), [m.startedAt.slice(0, 7)], 'the epoch is still under the old key');
   // A rotation cut off by a crash leaves the old store whole and a torn temporary file beside it.
   writeFileSync(`${epochStorePath(d.cfg.dataDir)}.tmp`, '{"version":1,"epo');
-  const r = await run(process.execPath, [CLI, '--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
+  const r = await cli(['--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
   t.notOk(existsSync(`${epochStorePath(d.cfg.dataDir)}.tmp`), 'the torn temporary file is gone');
   t.match(JSON.parse(r.stdout), { rotated: 1 });
-  const again = await run(process.execPath, [CLI, '--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
+  const again = await cli(['--socket', join(dir, 'callrec.sock'), 'keys', 'rotate', '--json']);
   t.match(JSON.parse(again.stdout), { rotated: 0 }, 'a second run (a resumed one) has nothing left to do');
   await d.stop();
 
   rmSync(join(credDir, 'callrec-master.old'));
   d = await startDaemon(credCfg);
   t.teardown(() => d.stop());
-  t.ok((await d.service.export(m.id, 'opus')).length > 100, 'a recording from before the rotation plays with the new key alone');
+  t.ok((await d.service.export(testActor(), m.id, 'opus')).length > 100, 'a recording from before the rotation plays with the new key alone');
   await d.stop();
   writeFileSync(join(credDir, 'callrec-master'), 'c'.repeat(64));
   await t.rejects(startDaemon(credCfg), /sealed under master key [0-9a-f]{16}, which is not loaded/, 'a wrong master key: refuses to start');
@@ -245,17 +257,17 @@ t.test('db rebuild --offline restores the index from the sealed sidecars', async
   await sleep(300);
   const m1 = await record(d, 'rb-1', 'L1', '+358 40 555 6666', { id: 'p', name: 'P' });
   const m2 = await record(d, 'rb-2', 'L2', '+358 40 555 7777', { id: 'q', name: 'Q' });
-  await d.service.destroy(m2.id, 'objection', 'operator');
+  await d.service.destroy(testActor(), m2.id, 'objection');
   await d.stop();
   rmSync(join(dir, 'data', 'index'), { recursive: true });
   mkdirSync(join(dir, 'data', 'index'));
   writeFileSync(join(dir, 'data', 'index', 'CURRENT'), 'garbage');
-  const r = await run(process.execPath, [CLI, 'db', 'rebuild', '--offline', '--config', cfgFile, '--json']);
+  const r = await cli(['db', 'rebuild', '--offline', '--config', cfgFile, '--json']);
   t.match(JSON.parse(r.stdout), { restored: 1, failed: [] });
   d = await startDaemon(cfgFile);
   t.teardown(() => d.stop());
   t.same(await d.store.get(m1.id), m1, 'the record is back, byte for byte in meaning');
-  t.same((await d.service.list({ caller: '040 555 6666' })).map((x) => x.id), [m1.id], 'and found by number again');
+  t.same((await d.service.search(testActor(), { caller: '040 555 6666' })).items.map((x) => x.id), [m1.id], 'and found by number again');
   t.match(await d.store.get(m2.id), { status: 'destroyed', reason: 'objection' }, 'the destroyed one stays a tombstone');
   t.same(readdirSync(join(dir, 'data')).filter((f) => f.startsWith('index.old')), [], 'the old index (with copies of what was destroyed) is gone after a whole rebuild');
   t.equal(statSync(join(dir, 'data', 'index')).mode & 0o777, 0o750, 'the rebuilt index is 0750');
@@ -266,13 +278,13 @@ t.test('a lost index or key store is refused, never papered over; a rebuild will
   let d = await startDaemon(cfgFile);
   await sleep(300);
   await record(d, 'lost-1', 'L1', '0409998877', { id: 'l', name: 'L' });
-  const busy = await run(process.execPath, [CLI, 'db', 'rebuild', '--offline', '--config', cfgFile]).catch((e: { code: number; stderr: string }) => e);
+  const busy = await cli(['db', 'rebuild', '--offline', '--config', cfgFile]).catch((e: { code: number; stderr: string }) => e);
   t.equal((busy as { code: number }).code, 1, 'rebuild under a live daemon: refused');
   t.match((busy as { stderr: string }).stderr, /locked: stop callrecd before rebuilding/);
   await d.stop();
   rmSync(join(dir, 'data', 'index'), { recursive: true });
   await t.rejects(startDaemon(cfgFile), /the index .* is empty but recordings are on disk: stop, run `callrec db rebuild/);
-  await run(process.execPath, [CLI, 'db', 'rebuild', '--offline', '--config', cfgFile]);
+  await cli(['db', 'rebuild', '--offline', '--config', cfgFile]);
   const keyStore = join(dir, 'data', 'keys', 'epochs.json');
   const saved = readFileSync(keyStore);
   rmSync(keyStore);
@@ -280,7 +292,7 @@ t.test('a lost index or key store is refused, never papered over; a rebuild will
   writeFileSync(keyStore, saved);
   d = await startDaemon(cfgFile);
   t.teardown(() => d.stop());
-  t.equal((await d.service.list({})).length, 1, 'all back');
+  t.equal((await d.service.search(testActor(), {})).items.length, 1, 'all back');
 });
 
 t.test('a torn last line in the destruction log does not swallow the next destruction', async (t) => {
@@ -291,7 +303,7 @@ t.test('a torn last line in the destruction log does not swallow the next destru
   const backup = join(dir, 'backup');
   cpSync(join(dir, 'data', 'recordings'), backup, { recursive: true });
   writeFileSync(join(dir, 'data', 'destroyed.log'), '{"id":"01M8ZZZZZZZZZZZZZZZZZZZZZZ","startedAt":"2026-12-03T17:30:33.8');
-  await d.service.destroy(m.id, 'objection', 'operator');
+  await d.service.destroy(testActor(), m.id, 'objection');
   await d.stop();
   cpSync(backup, join(dir, 'data', 'recordings'), { recursive: true });
   d = await startDaemon(cfgFile);

@@ -6,11 +6,24 @@ import { callDaemon, ControlCallError } from '../cli/ControlClient.js';
 import { formatList, formatRecord } from '../cli/format.js';
 import { progressMeter } from '../cli/progress.js';
 import type { RecordingRecord } from '../store/RecordingMeta.js';
+import { dropSession, loadSession, saveSession } from '../cli/sessionFile.js';
+import { newPassword, promptLine, promptSecret, readStdin, secretFromTty } from '../cli/readSecret.js';
+import { EXIT, UsageError } from '../cli/usage.js';
+import { audit, users, type Call } from '../cli/accountCommands.js';
 
-/** Exit codes (a contract): 0 ok, 1 failure, 2 usage, 3 not logged in, 4 not found. */
-const EXIT = { ok: 0, failure: 1, usage: 2, notLoggedIn: 3, notFound: 4 } as const;
 
 const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
+  login [USER] [--password-stdin]      (a password prompt on a terminal)
+  logout
+  whoami [--json]
+  passwd [--password-stdin]            (your own password: the current one, then the new one)
+  users list [--json]
+  users add USER --role R [--role R]... [--agent-id ID] [--display-name NAME] [--password-stdin]
+      (the first administrator: as root or the service group, with no session, --role admin)
+  users update USER [--role R]... [--agent-id ID] [--display-name NAME] [--disable | --enable] [--unlock] [--json]
+  users password USER [--password-stdin]
+  audit list [--from T] [--to T] [--user U] [--action A] [--json]
+  audit verify [--head SEQ:HASH]... [--json]
   calls list [--json] [--from T] [--to T] [--caller N] [--agent ID] [--include-destroyed]
   calls show ID [--json]
   calls export ID --format wav|opus -o FILE
@@ -19,10 +32,11 @@ const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
   keys rotate [--json]
   db rebuild --offline --config FILE [--json]
   status [--json]
+R: manager, quality, agent, technician, admin (docs/security.md). Without a session every command but
+login exits 3; nothing prompts unless stdin is a terminal.
 T: an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC); --from inclusive, --to exclusive.
 The socket: --socket, else $CALLREC_SOCKET, else the one in --config FILE, else /run/callrec/callrec.sock.`;
 
-class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -42,6 +56,16 @@ async function main(argv: string[]): Promise<number> {
       offline: { type: 'boolean' },
       format: { type: 'string' },
       output: { type: 'string', short: 'o' },
+      'password-stdin': { type: 'boolean' },
+      role: { type: 'string', multiple: true },
+      'agent-id': { type: 'string' },
+      'display-name': { type: 'string' },
+      disable: { type: 'boolean' },
+      enable: { type: 'boolean' },
+      unlock: { type: 'boolean' },
+      user: { type: 'string' },
+      action: { type: 'string' },
+      head: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -57,18 +81,48 @@ async function main(argv: string[]): Promise<number> {
   const socket = values.socket || process.env.CALLREC_SOCKET || (values.config ? loadConfig(values.config).control.socket : '/run/callrec/callrec.sock');
   const [group, verb, id, ...rest] = positionals;
   const out = (s: string): boolean => process.stdout.write(s);
+  const saved = loadSession(socket);
+  const call = (method: string, params: Record<string, unknown> = {}): Promise<unknown> => callDaemon(socket, method, params, saved?.token);
+  const json = values.json === true;
+  if (group === 'login') return login(socket, verb, values['password-stdin'] === true);
+  if (group === 'logout' && !verb) {
+    if (saved) await call('session.logout').catch((err: unknown) => {
+      if (!(err instanceof ControlCallError && err.code === 'unauthenticated')) throw err;
+    });
+    dropSession(socket);
+    if (process.stderr.isTTY) process.stderr.write('logged out\n');
+    return EXIT.ok;
+  }
+  if (group === 'whoami' && !verb) {
+    const who = (await call('session.whoami')) as { user: { username: string; roles: string[]; agentId: string | null }; expiresAt: string };
+    out(json ? `${JSON.stringify(who, null, 2)}\n` : `${who.user.username} (${who.user.roles.join(', ')}${who.user.agentId ? `, adviser ${who.user.agentId}` : ''}), session until ${who.expiresAt}\n`);
+    return EXIT.ok;
+  }
+  if (group === 'passwd' && !verb) {
+    const currentPassword = values['password-stdin'] ? undefined : await secretFromTty('current password: ');
+    const password = values['password-stdin'] ? await readStdin() : await newPassword();
+    if (currentPassword === undefined) {
+      const [cur, next] = password.split('\n');
+      if (next === undefined) throw new UsageError('passwd --password-stdin: the current password, a newline, then the new one');
+      await call('account.password', { currentPassword: cur, password: next });
+    } else await call('account.password', { currentPassword, password });
+    if (process.stderr.isTTY) process.stderr.write('password changed\n');
+    return EXIT.ok;
+  }
+  if (group === 'users') return users(call, saved !== null, verb, id, rest, values, json);
+  if (group === 'audit') return audit(call, verb, id, values, json);
   const needId = (): string => {
     if (!id || rest.length > 0) throw new UsageError(`calls ${verb}: exactly one recording ID`);
     return id;
   };
   if (group === 'status' && positionals.length === 1) {
-    const st = await callDaemon(socket, 'status');
+    const st = await call('status');
     out(values.json ? `${JSON.stringify(st, null, 2)}\n` : formatStatus(st as Record<string, unknown>));
     return EXIT.ok;
   }
-  if (group === 'verify') return verify(socket, verb, values.all === true, values.json === true);
+  if (group === 'verify') return verify(call, verb, values.all === true, json);
   if (group === 'keys' && verb === 'rotate' && !id) {
-    const r = (await callDaemon(socket, 'keys.rotate')) as { rotated: number; masterKeyId: string };
+    const r = (await call('keys.rotate')) as { rotated: number; masterKeyId: string };
     out(values.json ? `${JSON.stringify(r)}\n` : `${r.rotated} epoch key(s) re-sealed under master key ${r.masterKeyId}\n`);
     return EXIT.ok;
   }
@@ -83,21 +137,28 @@ async function main(argv: string[]): Promise<number> {
   switch (verb) {
     case 'list': {
       if (id) throw new UsageError('calls list takes no ID');
-      const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true };
-      const recs = (await callDaemon(socket, 'calls.list', params)) as RecordingRecord[];
-      out(values.json ? `${JSON.stringify(recs, null, 2)}\n` : formatList(recs, await displayZone(socket)));
+      const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true, limit: 500 };
+      // Page by page (each page is one audited search), into the one array the contract gives.
+      const recs: RecordingRecord[] = [];
+      for (let cursor: string | null | undefined; ; ) {
+        const page = (await call('calls.search', { ...params, ...(cursor ? { cursor } : {}) })) as { items: RecordingRecord[]; nextCursor: string | null };
+        recs.push(...page.items);
+        cursor = page.nextCursor;
+        if (!cursor) break;
+      }
+      out(values.json ? `${JSON.stringify(recs, null, 2)}\n` : formatList(recs, await displayZone(call)));
       return EXIT.ok;
     }
     case 'show': {
-      const rec = (await callDaemon(socket, 'calls.show', { id: needId() })) as RecordingRecord;
-      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : formatRecord(rec, await displayZone(socket)));
+      const rec = (await call('calls.show', { id: needId() })) as RecordingRecord;
+      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : formatRecord(rec, await displayZone(call)));
       return EXIT.ok;
     }
     case 'export': {
       const rid = needId();
       if (values.format !== 'wav' && values.format !== 'opus') throw new UsageError(values.format === undefined ? 'calls export: --format wav|opus is required' : `calls export: --format must be wav or opus, not ${values.format}`);
       if (!values.output) throw new UsageError('calls export: -o FILE is required');
-      const { data } = (await callDaemon(socket, 'calls.export', { id: rid, format: values.format })) as { data: string };
+      const { data } = (await call('calls.export', { id: rid, format: values.format })) as { data: string };
       // Written beside the target and renamed, so a failed export never leaves half a file.
       const tmp = `${values.output}.${process.pid}.part`;
       try {
@@ -113,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
     case 'destroy': {
       const rid = needId();
       if (!values.reason?.trim()) throw new UsageError('calls destroy: --reason TEXT is required');
-      const tomb = await callDaemon(socket, 'calls.destroy', { id: rid, reason: values.reason });
+      const tomb = await call('calls.destroy', { id: rid, reason: values.reason });
       out(values.json ? `${JSON.stringify(tomb, null, 2)}\n` : `destroyed ${rid}\n`);
       return EXIT.ok;
     }
@@ -122,14 +183,27 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `callrec login`: a prompt on a terminal, else --password-stdin; never a prompt without a terminal. */
+async function login(socket: string, user: string | undefined, fromStdin: boolean): Promise<number> {
+  const tty = process.stdin.isTTY === true;
+  if (!fromStdin && !tty) throw new UsageError('login: stdin is not a terminal: pass the password with --password-stdin');
+  const username = user ?? (tty && !fromStdin ? await promptLine('user name: ') : undefined);
+  if (!username) throw new UsageError('login: the user name');
+  const password = fromStdin ? await readStdin() : await promptSecret('password: ');
+  const r = (await callDaemon(socket, 'session.login', { username, password })) as { token: string; expiresAt: string; user: { username: string; roles: string[] } };
+  const file = saveSession({ socket, token: r.token, username: r.user.username, expiresAt: r.expiresAt });
+  if (process.stderr.isTTY) process.stderr.write(`logged in as ${r.user.username} (${r.user.roles.join(', ')}) until ${r.expiresAt}; session in ${file}\n`);
+  return EXIT.ok;
+}
+
 /** `verify ID` or `verify --all`: one request per recording, so a terminal shows progress. */
-async function verify(socket: string, id: string | undefined, all: boolean, json: boolean): Promise<number> {
+async function verify(call: Call, id: string | undefined, all: boolean, json: boolean): Promise<number> {
   if ((id === undefined) === !all) throw new UsageError('verify: an ID or --all');
-  const ids = all ? ((await callDaemon(socket, 'verify.ids')) as string[]) : [id!];
+  const ids = all ? ((await call('verify.ids')) as string[]) : [id!];
   const meter = progressMeter('verifying');
   const results: Array<{ id: string; ok: boolean; problem?: string }> = [];
   for (const [i, rid] of ids.entries()) {
-    results.push((await callDaemon(socket, 'verify', { id: rid })) as { id: string; ok: boolean; problem?: string });
+    results.push((await call('verify', { id: rid })) as { id: string; ok: boolean; problem?: string });
     meter.update(i + 1, ids.length);
   }
   meter.end();
@@ -140,8 +214,8 @@ async function verify(socket: string, id: string | undefined, all: boolean, json
 }
 
 /** The daemon's display time zone, for plain output (JSON stays UTC). */
-async function displayZone(socket: string): Promise<string> {
-  return ((await callDaemon(socket, 'status')) as { displayTimeZone: string }).displayTimeZone;
+async function displayZone(call: Call): Promise<string> {
+  return ((await call('display')) as { displayTimeZone: string }).displayTimeZone;
 }
 
 function formatStatus(st: Record<string, unknown>): string {
@@ -165,6 +239,10 @@ main(process.argv.slice(2)).then(
     }
     process.stderr.write(`callrec: ${err.message}\n`);
     if (err instanceof ControlCallError && err.code === 'not_found') process.exitCode = EXIT.notFound;
+    else if (err instanceof ControlCallError && err.code === 'unauthenticated') {
+      process.stderr.write('callrec: log in with `callrec login` (scripts: `callrec login USER --password-stdin`)\n');
+      process.exitCode = EXIT.notLoggedIn;
+    }
     else if (err instanceof ControlCallError && err.code === 'bad_request') process.exitCode = EXIT.usage;
     else process.exitCode = EXIT.failure;
   },

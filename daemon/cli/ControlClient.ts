@@ -9,12 +9,12 @@ export class ControlCallError extends Error {
 }
 
 /** One request to the daemon over its Unix socket. */
-export function callDaemon(socketPath: string, method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+export function callDaemon(socketPath: string, method: string, params: Record<string, unknown> = {}, session?: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     let buf = '';
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, method, params })}\n`));
+    sock.on('connect', () => sock.write(`${JSON.stringify({ id: 1, method, params, ...(session ? { session } : {}) })}\n`));
     sock.on('data', (chunk: string) => {
       buf += chunk;
       const nl = buf.indexOf('\n');

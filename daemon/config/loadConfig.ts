@@ -94,7 +94,11 @@ export function parseConfig(text: string, file: string | null): Config {
   });
   if (problems.length > 0) throw new ConfigError(problems, file);
   const keys = cfg.keys.masterFile ? { ...cfg.keys, masterFile: at(cfg.keys.masterFile) } : cfg.keys;
-  return { ...cfg, source: file, dataDir: at(cfg.dataDir), control: { socket: at(cfg.control.socket) }, keys };
+  const tls = cfg.admin.tls;
+  if (tls) for (const f of [tls.certFile, tls.keyFile]) if (!existsSync(at(f))) problems.push(`admin.tls: no such file: ${at(f)}${lineOf(['admin', 'tls'])}`);
+  if (problems.length > 0) throw new ConfigError(problems, file);
+  const admin = tls ? { ...cfg.admin, tls: { certFile: at(tls.certFile), keyFile: at(tls.keyFile) } } : cfg.admin;
+  return { ...cfg, source: file, dataDir: at(cfg.dataDir), control: { socket: at(cfg.control.socket) }, keys, admin };
 }
 
 function nodeForParent(root: Node, path: (string | number)[]): Node | undefined {

@@ -6,6 +6,8 @@ export interface ControlRequest {
   id: number;
   method: string;
   params: Record<string, unknown>;
+  /** The session token from `callrec login` (every method but `session.login` and `users.bootstrap` needs one). */
+  session?: string;
 }
 
 export type ControlResponse =

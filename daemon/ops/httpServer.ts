@@ -1,13 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Express, Request } from 'express';
 
-/** Listens on host:port (0: any free port) and says where it ended up. */
-export async function listen(app: Express, host: string, port: number): Promise<{ server: Server; address: { host: string; port: number } }> {
-  let server!: Server;
+/** Listens on host:port (0: any free port), over TLS when given a certificate, and says where it ended up. */
+export async function listen(app: Express, host: string, port: number, tls?: { certFile: string; keyFile: string }): Promise<{ server: Server; address: { host: string; port: number } }> {
+  const server: Server = tls ? createHttpsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), minVersion: 'TLSv1.2' }, app) : createHttpServer(app);
   await new Promise<void>((resolve, reject) => {
-    server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve()));
     server.once('error', reject);
+    server.listen(port, host, () => resolve());
   });
   const addr = server.address();
   return { server, address: { host, port: typeof addr === 'object' && addr ? addr.port : port } };

@@ -17,6 +17,12 @@ export interface RecordingQuery {
   includeDestroyed?: boolean;
 }
 
+/** A place in the start-time order: the last record a page gave out. */
+export interface IndexPosition {
+  startedAt: string;
+  id: string;
+}
+
 type HashedIndex = 'caller' | 'agent' | 'service';
 type IndexName = 'start' | HashedIndex;
 const SEP = '\x00';
@@ -132,18 +138,44 @@ export class RecordingStore {
 
   /** Records matching `q`, sorted by start time. Tombstones (no start time) come last. */
   async list(q: RecordingQuery = {}): Promise<RecordingRecord[]> {
-    const out: RecordingRecord[] = [];
+    const out: RecordingRecord[] = (await this.page(q, null, Infinity)).records;
+    if (q.includeDestroyed) {
+      for await (const rec of this.records.values()) if (isTombstone(rec)) out.push(rec);
+    }
+    return out;
+  }
+
+  /**
+   * Up to `limit` live records matching `q` (and `accept`), sorted by start time, strictly after the
+   * position `after` (the last one of the previous page). `last` is where the next page starts, or null
+   * when the walk reached the end of the index.
+   */
+  async page(q: RecordingQuery, after: IndexPosition | null, limit: number, accept: (m: RecordingMeta) => boolean = () => true): Promise<{ records: RecordingMeta[]; last: IndexPosition | null }> {
+    const out: RecordingMeta[] = [];
     for (const [name, prefix] of this.ranges(q)) {
       const lower = prefix + (q.from ?? '');
       const upper = q.to !== undefined ? prefix + q.to : prefix.length > 0 ? prefix.slice(0, -1) + END : undefined;
-      const range = upper === undefined ? { gte: lower } : { gte: lower, lt: upper };
+      const resume = after ? `${prefix}${after.startedAt}${SEP}${after.id}` : null;
+      if (upper !== undefined && resume !== null && resume >= upper) continue;
+      const range: { gte?: string; gt?: string; lt?: string } = resume !== null && resume >= lower ? { gt: resume } : { gte: lower };
+      if (upper !== undefined) range.lt = upper;
       for await (const key of this.indexes[name].keys(range)) {
         const rec = await this.get(key.slice(key.lastIndexOf(SEP) + 1));
-        if (rec && !isTombstone(rec) && matches(rec, q)) out.push(rec);
+        if (rec && !isTombstone(rec) && matches(rec, q) && accept(rec)) {
+          out.push(rec);
+          if (out.length >= limit) return { records: out, last: { startedAt: rec.startedAt, id: rec.id } };
+        }
       }
     }
-    if (q.includeDestroyed) {
-      for await (const rec of this.records.values()) if (isTombstone(rec)) out.push(rec);
+    return { records: out, last: null };
+  }
+
+  /** Up to `limit` tombstones with ids after `afterId`, in id order. */
+  async tombstones(afterId: string, limit: number): Promise<RecordingTombstone[]> {
+    const out: RecordingTombstone[] = [];
+    for await (const rec of this.records.values({ gt: afterId })) {
+      if (isTombstone(rec)) out.push(rec);
+      if (out.length >= limit) break;
     }
     return out;
   }
@@ -195,7 +227,7 @@ export class RecordingStore {
   private ranges(q: RecordingQuery): Array<[IndexName, string]> {
     const [name, value] = q.caller !== undefined ? (['caller', q.caller] as const) : q.agentId !== undefined ? (['agent', q.agentId] as const) : q.serviceNumber !== undefined ? (['service', q.serviceNumber] as const) : ([null, null] as const);
     if (!name) return [['start', '']];
-    return this.keys.epochs.epochs().map((epoch) => [name, `${epoch}${SEP}${this.keys.indexHash(epoch, name, value!)}${SEP}`]);
+    return [...this.keys.epochs.epochs()].sort().map((epoch) => [name, `${epoch}${SEP}${this.keys.indexHash(epoch, name, value!)}${SEP}`]);
   }
 }
 

@@ -6,8 +6,18 @@ import { parseConfig } from '../../daemon/config/loadConfig.js';
 import type { Config } from '../../daemon/config/Config.js';
 import { Daemon } from '../../daemon/Daemon.js';
 import { stringify } from 'yaml';
+import type { Actor } from '../../daemon/access/Actor.js';
+import type { Role } from '../../daemon/access/permissions.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
+
+/**
+ * A person as the services see one, for tests that drive the service layer in-process (the doors'
+ * own tests log in for real): by default a manager who is also a technician.
+ */
+export function testActor(roles: Role[] = ['manager', 'technician'], agentId: string | null = null): Actor {
+  return { userId: `test-${roles.join('-')}`, username: `test.${roles.join('.')}`, roles, agentId, via: 'cli', from: 'uid:0', sessionId: 'test' };
+}
 
 export interface TestDaemon {
   daemon: Daemon;

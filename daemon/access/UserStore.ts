@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import { Level } from 'level';
+import type { User } from './User.js';
+
+/**
+ * The accounts, in their own LevelDB under `<dataDir>/access` (apart from the recording index, which
+ * `callrec db rebuild` may replace). Keyed by user name; user names never change.
+ */
+export class UserStore {
+  private readonly users;
+
+  private constructor(private readonly db: Level<string, string>) {
+    this.users = db.sublevel<string, User>('users', { valueEncoding: 'json' });
+  }
+
+  static async open(dir: string): Promise<UserStore> {
+    const db = new Level<string, string>(dir);
+    await db.open();
+    return new UserStore(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async get(username: string): Promise<User | null> {
+    return (await this.users.get(username)) ?? null;
+  }
+
+  async all(): Promise<User[]> {
+    const out: User[] = [];
+    for await (const u of this.users.values()) out.push(u);
+    return out;
+  }
+
+  /** Stores a new account; false when the name is taken. */
+  async add(u: Omit<User, 'id'>): Promise<User | null> {
+    if (await this.get(u.username)) return null;
+    const user = { id: randomUUID(), ...u };
+    await this.users.put(u.username, user);
+    return user;
+  }
+
+  async put(u: User): Promise<void> {
+    await this.users.put(u.username, u);
+  }
+}

@@ -1,0 +1,41 @@
+import type { Actor } from '../access/Actor.js';
+import type { AuditEntry, AuditTrail, AuditVerifyResult } from '../access/AuditTrail.js';
+import { ServiceError } from './errors.js';
+import type { Guard } from './Guard.js';
+import { toUtcBound } from './CallService.js';
+
+export interface AuditSearchParams {
+  from?: string;
+  to?: string;
+  user?: string;
+  action?: string;
+  target?: string;
+  afterSeq?: number;
+  limit?: number;
+}
+
+/** Reading and checking the audit trail (itself audited: who looked at whom is on record too). */
+export class AuditService {
+  constructor(private readonly trail: AuditTrail, private readonly guard: Guard) {}
+
+  async search(actor: Actor, p: AuditSearchParams): Promise<{ entries: AuditEntry[]; nextAfterSeq: number | null }> {
+    return this.guard.run(actor, 'audit.search', 'audit.read', { details: { ...p } }, async () => {
+      const limit = p.limit ?? 100;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ServiceError('bad_request', 'limit: an integer 1-1000');
+      return this.trail.query({
+        ...(p.from !== undefined ? { from: new Date(toUtcBound(p.from, 'from')).toISOString() } : {}),
+        ...(p.to !== undefined ? { to: new Date(toUtcBound(p.to, 'to')).toISOString() } : {}),
+        ...(p.user !== undefined ? { user: p.user } : {}),
+        ...(p.action !== undefined ? { action: p.action } : {}),
+        ...(p.target !== undefined ? { target: p.target } : {}),
+        ...(p.afterSeq !== undefined ? { afterSeq: p.afterSeq } : {}),
+        limit,
+      });
+    });
+  }
+
+  /** `callrec audit verify`: the whole chain against every published head (and any the caller copied from the journal). */
+  async verify(actor: Actor, heads: Array<{ seq: number; hash: string }> = []): Promise<AuditVerifyResult> {
+    return this.guard.run(actor, 'audit.verify', 'audit.verify', { details: { heads: heads.length } }, () => this.trail.verify({ heads }));
+  }
+}

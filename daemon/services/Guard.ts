@@ -1,0 +1,58 @@
+import type { Actor } from '../access/Actor.js';
+import type { AuditActor, AuditOutcome, AuditTrail } from '../access/AuditTrail.js';
+import { scopeOf, type Grant, type Permission, type Role, type Scope } from '../access/permissions.js';
+import { ServiceError } from './errors.js';
+
+export interface Audited {
+  target?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Every service method runs through `run`: the permission check (from the one matrix), then the work,
+ * then the audit entry with its outcome. The answer leaves only after its audit entry is on disk; an
+ * action the trail cannot record is not done.
+ */
+export class Guard {
+  constructor(private readonly grants: () => Record<Role, Grant>, readonly audit: AuditTrail) {}
+
+  scope(actor: Actor, perm: Permission): Scope | null {
+    return scopeOf(this.grants(), actor.roles, perm);
+  }
+
+  async run<T>(actor: Actor, action: string, perm: Permission | null, what: Audited, work: (scope: Scope) => Promise<T>): Promise<T> {
+    const scope = perm === null ? 'all' : this.scope(actor, perm);
+    if (scope === null) {
+      await this.record(actor, action, what, 'denied');
+      throw new ServiceError('forbidden', `${actor.username}'s roles (${actor.roles.join(', ') || 'none'}) do not allow ${perm}`);
+    }
+    let result: T;
+    try {
+      result = await work(scope);
+    } catch (err) {
+      await this.record(actor, action, what, outcomeOf(err));
+      throw err;
+    }
+    await this.record(actor, action, what, 'ok');
+    return result;
+  }
+
+  /** An entry for something that is not a permission-checked call (a login, a logout). */
+  async record(actor: Actor | AuditActor, action: string, what: Audited, outcome: AuditOutcome): Promise<void> {
+    try {
+      await this.audit.append({ actor: 'username' in actor ? auditActor(actor) : actor, action, ...(what.target !== undefined ? { target: what.target } : {}), ...(what.details ? { details: what.details } : {}), outcome });
+    } catch (err) {
+      throw new ServiceError('audit_unavailable', `the audit trail cannot record ${action}, so it was not done: ${(err as Error).message}`);
+    }
+  }
+}
+
+export const auditActor = (a: Actor): AuditActor => ({ user: a.username, roles: [...a.roles], via: a.via, from: a.from });
+
+function outcomeOf(err: unknown): AuditOutcome {
+  const code = err instanceof ServiceError ? err.code : 'internal';
+  if (code === 'not_found') return 'not_found';
+  if (code === 'bad_request' || code === 'conflict') return 'bad_request';
+  if (code === 'forbidden') return 'denied';
+  return 'failed';
+}

@@ -1,0 +1,153 @@
+import type { Actor } from '../access/Actor.js';
+import type { AuditActor } from '../access/AuditTrail.js';
+import type { LoginGuard } from '../access/LoginGuard.js';
+import { hashPassword, passwordProblem, verifyPassword } from '../access/passwords.js';
+import { isRole, type Role } from '../access/permissions.js';
+import type { Sessions } from '../access/Sessions.js';
+import { publicUser, USERNAME, type PublicUser, type User } from '../access/User.js';
+import type { UserStore } from '../access/UserStore.js';
+import { ServiceError } from './errors.js';
+import type { Guard } from './Guard.js';
+
+export interface NewUser {
+  username: string;
+  displayName?: string;
+  roles: string[];
+  agentId?: string | null;
+  password: string;
+}
+
+export interface UserChange {
+  displayName?: string;
+  roles?: string[];
+  agentId?: string | null;
+  disabled?: boolean;
+  /** Lifts a lockout after too many wrong passwords. */
+  unlock?: boolean;
+}
+
+const AGENT_ID = /^[A-Za-z0-9._@-]{1,128}$/;
+
+/** Accounts and roles (the admin role's work), and each person's own password. */
+export class UserService {
+  constructor(private readonly users: UserStore, private readonly sessions: Sessions, private readonly loginGuard: LoginGuard, private readonly guard: Guard) {}
+
+  async list(actor: Actor): Promise<PublicUser[]> {
+    return this.guard.run(actor, 'users.list', 'users.manage', {}, async () => (await this.users.all()).map(publicUser));
+  }
+
+  async add(actor: Actor, u: NewUser): Promise<PublicUser> {
+    return this.guard.run(actor, 'users.add', 'users.manage', { target: String(u.username), details: { roles: u.roles } }, () => this.create(u));
+  }
+
+  /**
+   * The first administrator, made on the box through the local socket with no session: only for root or
+   * the service group (the control server checks the peer's credentials) and only while no enabled
+   * administrator exists.
+   */
+  async bootstrapAdmin(peer: AuditActor, u: NewUser): Promise<PublicUser> {
+    const admins = (await this.users.all()).filter((x) => x.roles.includes('admin') && !x.disabled);
+    if (admins.length > 0) {
+      await this.guard.record(peer, 'users.bootstrap', { target: String(u.username) }, 'denied');
+      throw new ServiceError('unauthenticated', 'an administrator already exists: log in as one (callrec login) to add users');
+    }
+    if (!u.roles.includes('admin')) throw new ServiceError('bad_request', 'without a session only the first administrator can be added: --role admin');
+    const user = await this.create(u);
+    await this.guard.record(peer, 'users.bootstrap', { target: user.username, details: { roles: user.roles } }, 'ok');
+    return user;
+  }
+
+  /**
+   * The demo's manager (`npm start`): made, or given a fresh password, by the daemon's own start-up
+   * code; never reachable from either door.
+   */
+  async provision(system: AuditActor, u: NewUser): Promise<PublicUser> {
+    const existing = await this.users.get(u.username);
+    let user: PublicUser;
+    if (existing) {
+      await this.setPassword(existing, u.password);
+      this.sessions.endAllOf(u.username);
+      user = publicUser(existing);
+    } else user = await this.create(u);
+    await this.guard.record(system, 'users.provision', { target: u.username, details: { roles: user.roles } }, 'ok');
+    return user;
+  }
+
+  async update(actor: Actor, username: string, c: UserChange): Promise<PublicUser> {
+    return this.guard.run(actor, 'users.update', 'users.manage', { target: username, details: { ...c } }, async () => {
+      const u = await this.existing(username);
+      const next: User = { ...u, updatedAt: new Date().toISOString() };
+      if (c.displayName !== undefined) next.displayName = displayName(c.displayName);
+      if (c.roles !== undefined) next.roles = roles(c.roles);
+      if (c.agentId !== undefined) next.agentId = agentId(c.agentId);
+      if (c.disabled !== undefined) next.disabled = c.disabled;
+      if (next.roles.includes('agent') && !next.agentId) throw new ServiceError('bad_request', 'an agent account needs its PBX adviser id (agentId)');
+      if (u.username === actor.username && (next.disabled || !next.roles.includes('admin'))) throw new ServiceError('conflict', 'an administrator cannot disable themself or drop their own admin role');
+      await this.users.put(next);
+      if (c.unlock) this.loginGuard.unlock(username);
+      // Fewer rights, or none: sessions already open must not keep the old ones.
+      if (c.disabled || c.roles !== undefined || c.agentId !== undefined) this.sessions.endAllOf(username);
+      return publicUser(next);
+    });
+  }
+
+  /** An administrator sets a new password (a forgotten one); the user's sessions end. */
+  async resetPassword(actor: Actor, username: string, password: string): Promise<void> {
+    return this.guard.run(actor, 'users.password_reset', 'users.manage', { target: username }, async () => {
+      const u = await this.existing(username);
+      await this.setPassword(u, password);
+      this.sessions.endAllOf(username);
+    });
+  }
+
+  /** Anyone changes their own password, proving the current one; their other sessions end. */
+  async changeOwnPassword(actor: Actor, current: string, password: string): Promise<void> {
+    return this.guard.run(actor, 'users.password_change', null, { target: actor.username }, async () => {
+      const u = await this.existing(actor.username);
+      if (typeof current !== 'string' || !(await verifyPassword(current, u.passwordHash))) throw new ServiceError('forbidden', 'the current password is wrong');
+      await this.setPassword(u, password);
+    });
+  }
+
+  private async create(u: NewUser): Promise<PublicUser> {
+    if (typeof u.username !== 'string' || !USERNAME.test(u.username)) throw new ServiceError('bad_request', 'username: 2-64 characters, lower-case letters, digits, . _ -, starting with a letter');
+    const rs = roles(u.roles);
+    const aid = agentId(u.agentId ?? null);
+    if (rs.includes('agent') && !aid) throw new ServiceError('bad_request', 'an agent account needs its PBX adviser id (agentId)');
+    const problem = typeof u.password === 'string' ? passwordProblem(u.password, u.username) : 'a password is required';
+    if (problem) throw new ServiceError('bad_request', problem);
+    const now = new Date().toISOString();
+    const made = await this.users.add({ username: u.username, displayName: displayName(u.displayName ?? u.username), roles: rs, agentId: aid, disabled: false, createdAt: now, updatedAt: now, passwordChangedAt: now, passwordHash: await hashPassword(u.password) });
+    if (!made) throw new ServiceError('conflict', `user ${u.username} exists (accounts are disabled, never deleted)`);
+    return publicUser(made);
+  }
+
+  private async setPassword(u: User, password: string): Promise<void> {
+    const problem = typeof password === 'string' ? passwordProblem(password, u.username) : 'a password is required';
+    if (problem) throw new ServiceError('bad_request', problem);
+    const now = new Date().toISOString();
+    await this.users.put({ ...u, passwordHash: await hashPassword(password), passwordChangedAt: now, updatedAt: now });
+  }
+
+  private async existing(username: string): Promise<User> {
+    const u = typeof username === 'string' ? await this.users.get(username) : null;
+    if (!u) throw new ServiceError('not_found', `no user ${JSON.stringify(String(username).slice(0, 64))}`);
+    return u;
+  }
+}
+
+function roles(rs: unknown): Role[] {
+  if (!Array.isArray(rs) || rs.length === 0 || !rs.every(isRole)) throw new ServiceError('bad_request', 'roles: one or more of manager, quality, agent, technician, admin');
+  return [...new Set(rs)];
+}
+
+function agentId(a: unknown): string | null {
+  if (a === null || a === undefined || a === '') return null;
+  if (typeof a !== 'string' || !AGENT_ID.test(a)) throw new ServiceError('bad_request', 'agentId: the adviser id as the PBX sends it (1-128 of A-Z a-z 0-9 . _ @ -)');
+  return a;
+}
+
+function displayName(s: unknown): string {
+  if (typeof s !== 'string' || s.trim().length === 0 || s.length > 128) throw new ServiceError('bad_request', 'displayName: 1-128 characters');
+  return s.trim();
+}
