@@ -11,6 +11,7 @@ import { EncodeSession } from '../daemon/encode/EncodeSession.js';
 import { CardReader } from '../daemon/capture/CardReader.js';
 import { LineRing } from '../daemon/ring/LineRing.js';
 import { readWav } from '../daemon/capture/wav.js';
+import { searchBench } from './search.js';
 
 const speech = readWav(resolve('daemon/capture/speech/en-allison-demo-congrats.wav'));
 const RATE = 8000;
@@ -109,3 +110,5 @@ encryptionShare(240, 5);
 captureBench(8);
 captureBench(32);
 rmSync(dir, { recursive: true, force: true });
+// Call search over a seeded index through the HTTP API (bench/search.ts): p99 against its 50 ms goal.
+if (!(await searchBench())) process.exitCode = 1;

@@ -186,12 +186,18 @@ export class CallService {
     return normalizeNumber(caller, this.cfg.phone.defaultRegion) ?? `raw:${caller}`;
   }
 
-  /** The filters as the audit keeps them: a caller number only as a keyed hash under this month's index key. */
+  /**
+   * The filters as the audit keeps them: a caller number or adviser id only as a keyed hash under this
+   * month's index key (so it dies with the month, and equals the index's own hash for that month).
+   */
   private auditedFilters(p: SearchParams): Record<string, unknown> {
-    const { caller, cursor: _c, limit: _l, ...rest } = p;
-    if (caller === undefined) return rest;
+    const { caller, agent, cursor: _c, limit: _l, ...rest } = p;
     const epoch = epochOf(Date.now());
-    return { ...rest, caller: { epoch, hash: this.store.keys.indexHash(epoch, 'caller', this.callerKey(caller)) } };
+    return {
+      ...rest,
+      ...(caller !== undefined ? { caller: { epoch, hash: this.store.keys.indexHash(epoch, 'caller', this.callerKey(caller)) } } : {}),
+      ...(agent !== undefined ? { agent: { epoch, hash: this.store.keys.indexHash(epoch, 'agent', agent) } } : {}),
+    };
   }
 
   private async byId(id: string): Promise<RecordingRecord> {

@@ -74,7 +74,7 @@ export class UserService {
   }
 
   async update(actor: Actor, username: string, c: UserChange): Promise<PublicUser> {
-    return this.guard.run(actor, 'users.update', 'users.manage', { target: username, details: { ...c } }, async () => {
+    return this.guard.run(actor, 'users.update', 'users.manage', { target: username, details: changeForAudit(c) }, async () => {
       const u = await this.existing(username);
       const next: User = { ...u, updatedAt: new Date().toISOString() };
       if (c.displayName !== undefined) next.displayName = displayName(c.displayName);
@@ -150,4 +150,10 @@ function agentId(a: unknown): string | null {
 function displayName(s: unknown): string {
   if (typeof s !== 'string' || s.trim().length === 0 || s.length > 128) throw new ServiceError('bad_request', 'displayName: 1-128 characters');
   return s.trim();
+}
+
+/** A change as the audit keeps it: what changed, but an adviser id only as "changed" (it is personal). */
+function changeForAudit(c: UserChange): Record<string, unknown> {
+  const { agentId, ...rest } = c;
+  return { ...rest, ...(agentId !== undefined ? { agentIdChanged: true } : {}) };
 }
