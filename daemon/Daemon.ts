@@ -315,6 +315,7 @@ export class Daemon {
         return { data: (await s.calls.export(actor, str(p, 'id') ?? '', format)).toString('base64') };
       }),
       'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', str(p, 'reason') ?? '')),
+      'calls.training': as((actor, p) => s.calls.markTraining(actor, str(p, 'id') ?? '', p.marked !== false)),
       'verify.ids': as((actor) => s.calls.verifiableIds(actor)),
       verify: as((actor, p) => s.calls.verify(actor, str(p, 'id') ?? '')),
       'keys.rotate': as((actor) => s.system.rotateKeys(actor)),

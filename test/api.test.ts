@@ -170,7 +170,7 @@ t.test('an agent reaches only their own calls, through every route, filter, id g
   const routes = td.daemon['admin'].routes().filter((r: { path: string }) => r.path.startsWith('/api/v1/calls/:id'));
   t.ok(routes.length >= 5, routes.map((r: { method: string; path: string }) => `${r.method} ${r.path}`).join(', '));
   for (const r of routes) {
-    const res = await api.req(r.method, fill(r.path, b1.id), { token: T.aino, ...(r.method === 'POST' ? { body: r.path.endsWith('destroy') ? { reason: 'x' } : {} } : {}) });
+    const res = await api.req(r.method, fill(r.path, b1.id), { token: T.aino, ...(r.method === 'POST' || r.method === 'PUT' ? { body: r.path.endsWith('destroy') ? { reason: 'x' } : r.path.endsWith('training') ? { marked: true } : {} } : {}) });
     t.ok([403, 404].includes(res.status), `${r.method} ${r.path} on another adviser's call: ${res.status}`);
     t.notMatch(res.body.toString('latin1'), /OggS|RIFF|timo|777 0200/, 'nothing of the call in the answer');
   }
@@ -346,4 +346,49 @@ t.test('the same rules through the service layer in-process: a destroy by a mana
   const tomb = await td.daemon.service.destroy(testActor(['manager']), a2.id, 'caller objected');
   t.match(tomb, { id: a2.id, status: 'destroyed', role: 'manager' });
   t.equal((await api.req('GET', `/api/v1/calls/${a2.id}/audio`, { token: T.manager })).status, 404);
+});
+
+t.test('training marks: quality and managers mark, agents may not; a mark is audited as a change (started, then ok)', async (t) => {
+  const on = await api.req('PUT', `/api/v1/calls/${a1.id}/training`, { token: T.quality, body: { marked: true } });
+  t.equal(on.status, 200);
+  t.ok(on.json.flags.includes('training'));
+  t.ok(((await td.daemon.store.get(a1.id)) as RecordingMeta).flags.includes('training'), 'stored');
+  t.equal((await api.req('PUT', `/api/v1/calls/${a1.id}/training`, { token: T.aino, body: { marked: false } })).status, 403, 'an agent may not, even on their own call');
+  const off = await api.req('PUT', `/api/v1/calls/${a1.id}/training`, { token: T.manager, body: { marked: false } });
+  t.notOk(off.json.flags.includes('training'));
+  t.equal((await api.req('PUT', `/api/v1/calls/${a1.id}/training`, { token: T.manager, body: {} })).status, 400);
+  const trail = (await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { action: 'calls.training', target: a1.id } })).json.entries as Array<{ outcome: string; actor: { user: string } }>;
+  t.same(trail.map((e) => `${e.actor.user}:${e.outcome}`), ['quinn.quality:started', 'quinn.quality:ok', 'aino.agent:denied', 'maria.manager:started', 'maria.manager:ok'], 'each change has its started entry before its outcome (a body the schema refuses never reaches the service)');
+});
+
+t.test('a change the audit trail cannot record is not made; a read it cannot record gives nothing out', async (t) => {
+  const trail = td.daemon.audit;
+  const append = trail.append.bind(trail);
+  trail.append = async () => {
+    throw new Error('disk full (a test)');
+  };
+  try {
+    const add = await api.req('POST', '/api/v1/users', { token: T.admin, body: { username: 'never.made', roles: ['quality'], password: PASSWORD } });
+    t.equal(add.status, 503);
+    t.equal(add.json.error.code, 'audit_unavailable');
+    const audio = await api.req('GET', `/api/v1/calls/${b1.id}/audio`, { token: T.manager });
+    t.equal(audio.status, 503);
+    t.notMatch(audio.body.toString('latin1'), /OggS/);
+  } finally {
+    trail.append = append;
+  }
+  t.equal(await td.daemon.users.get('never.made'), null, 'the account was not made');
+});
+
+t.test('changing one\'s own password ends one\'s other sessions; wrong current passwords count as failed logins', async (t) => {
+  const first = await api.token('quinn.quality');
+  const second = await api.token('quinn.quality');
+  t.equal((await api.req('PUT', '/api/v1/account/password', { token: first, body: { currentPassword: PASSWORD, password: 'quality passphrase 2027' } })).status, 204);
+  t.equal((await api.req('GET', '/api/v1/sessions/current', { token: second })).status, 401, 'the other session ended');
+  t.equal((await api.req('GET', '/api/v1/sessions/current', { token: first })).status, 200, 'the one that changed it goes on');
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await api.req('PUT', '/api/v1/account/password', { token: first, body: { currentPassword: `guess ${i} xxxxxxxx`, password: 'whatever passphrase 1' } })).status);
+  t.same(statuses.slice(0, 3), [403, 403, 403]);
+  t.ok(statuses.slice(3).every((s) => s === 429 || s === 423), `then slowed or locked: ${statuses.join(', ')}`);
+  td.daemon.services.sessions['loginGuard'].unlock('quinn.quality');
 });

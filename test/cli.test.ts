@@ -182,3 +182,14 @@ t.test('a long list survives a pipe whole', async (t) => {
   const plain = await callrec(['--socket', socket, 'calls', 'list']);
   t.equal(plain.stdout.trim().split('\n').length, 154, 'header + every row');
 });
+
+t.test('calls training: a manager marks a call as training material and takes the mark off', async (t) => {
+  const on = await callrec(['--socket', socket, 'calls', 'training', a.id, '--json']);
+  t.equal(on.code, 0, on.stderr);
+  t.same(JSON.parse(on.stdout).flags, [...a.flags, 'training']);
+  t.ok(((await td.daemon.store.get(a.id)) as RecordingMeta).flags.includes('training'), 'stored');
+  const off = await callrec(['--socket', socket, 'calls', 'training', a.id, '--off', '--json']);
+  t.same(JSON.parse(off.stdout).flags, a.flags);
+  t.same(((await td.daemon.store.get(a.id)) as RecordingMeta).flags, a.flags);
+  t.equal((await callrec(['--socket', socket, 'calls', 'training', '01ARZ3NDEKTSV4RRFFQ69G5FAV'])).code, 4);
+});

@@ -43,7 +43,7 @@ export interface AuditActor {
   /** An IP address, `uid:N`, or `daemon`. */
   from: string;
 }
-export type AuditOutcome = 'ok' | 'denied' | 'failed' | 'not_found' | 'bad_request';
+export type AuditOutcome = 'ok' | 'denied' | 'failed' | 'not_found' | 'bad_request' | 'started';
 /** Ids, roles, outcomes: never audio or personal data (caller numbers, names): the caller's job. */
 export interface AuditInput {
   actor: AuditActor;

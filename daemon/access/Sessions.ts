@@ -56,10 +56,10 @@ export class Sessions {
     return this.byId.delete(tokenId(token));
   }
 
-  /** Ends every session of a user (disabled, roles changed, password changed). */
-  endAllOf(username: string, except?: string): number {
+  /** Ends every session of a user (disabled, roles changed, password changed), but the one whose id starts with `exceptId`. */
+  endAllOf(username: string, exceptId?: string): number {
     let n = 0;
-    for (const [id, s] of this.byId) if (s.username === username && id !== except) n += Number(this.byId.delete(id));
+    for (const [id, s] of this.byId) if (s.username === username && !(exceptId && id.startsWith(exceptId))) n += Number(this.byId.delete(id));
     return n;
   }
 

@@ -11,7 +11,7 @@ export type AuditProblem = AuditVerifyResult['problems'][number];
 /** `prev` of entry 1. */
 export const ZERO_HASH = '0'.repeat(64);
 
-export const OUTCOMES: readonly AuditOutcome[] = ['ok', 'denied', 'failed', 'not_found', 'bad_request'];
+export const OUTCOMES: readonly AuditOutcome[] = ['ok', 'denied', 'failed', 'not_found', 'bad_request', 'started'];
 export const VIAS = ['api', 'cli', 'system'] as const;
 export const HEX64 = /^[0-9a-f]{64}$/;
 const AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

@@ -28,8 +28,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
+let dummy: Promise<string> | null = null;
 /** A hash of no password anyone has: checked when the user name is unknown, so both cases take as long. */
-export const DUMMY_HASH = await hashPassword(randomBytes(24).toString('base64'));
+export const dummyHash = (): Promise<string> => (dummy ??= hashPassword(randomBytes(24).toString('base64')));
 
 /** Short and common passwords that pass the length rule but fall first in any guessing list. */
 const COMMON = new Set(['password1234', '123456789012', 'qwertyuiop12', 'letmein12345', 'salasana1234', 'losenord1234', 'welcome12345', 'changeme1234']);

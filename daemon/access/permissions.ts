@@ -12,6 +12,8 @@ export const PERMISSIONS = [
   'calls.listen',
   /** Take a copy out of the box (Ogg Opus or WAV). */
   'calls.export',
+  /** Mark a call as training material (or take the mark off): flag `training`. */
+  'calls.markTraining',
   /** Destroy a recording at once (an objection by the caller or the adviser). */
   'calls.destroy',
   /** See restricted-presentation caller numbers unmasked (answering a caller's subject request). */
@@ -38,8 +40,8 @@ export type Grant = Partial<Record<Permission, Scope>>;
 /** `technicianListens` (config access.technicianListens) adds search and listen, to all calls, for technicians. */
 export function matrix(technicianListens: boolean): Record<Role, Grant> {
   return {
-    manager: { 'calls.search': 'all', 'calls.listen': 'all', 'calls.export': 'all', 'calls.destroy': 'all', 'calls.subjectRequests': 'all', 'audit.read': 'all' },
-    quality: { 'calls.search': 'all', 'calls.listen': 'all' },
+    manager: { 'calls.search': 'all', 'calls.listen': 'all', 'calls.export': 'all', 'calls.markTraining': 'all', 'calls.destroy': 'all', 'calls.subjectRequests': 'all', 'audit.read': 'all' },
+    quality: { 'calls.search': 'all', 'calls.listen': 'all', 'calls.markTraining': 'all' },
     agent: { 'calls.search': 'own', 'calls.listen': 'own' },
     technician: { 'system.status': 'all', 'system.verify': 'all', 'system.keys': 'all', 'audit.verify': 'all', ...(technicianListens ? { 'calls.search': 'all', 'calls.listen': 'all' } : {}) },
     admin: { 'users.manage': 'all', 'audit.read': 'all', 'audit.verify': 'all', 'system.status': 'all' },

@@ -51,7 +51,7 @@ export class AdminListener {
     });
     app.get('/metrics', (req, res, next) => {
       if (this.opts.metricsToken && !bearerMatches(req, this.opts.metricsToken)) {
-        res.status(401).json({ error: { code: 'unauthorized', message: 'a valid scrape token is required' } });
+        res.status(401).json({ error: { code: 'unauthenticated', message: 'a valid scrape token is required' } });
         return;
       }
       this.metrics.registry.metrics().then((text) => {
@@ -68,6 +68,7 @@ export class AdminListener {
       // body-parser's own faults: a client's mistake, not ours.
       if (err.type === 'entity.too.large') return void res.status(413).json({ error: { code: 'payload_too_large', message: 'request bodies are at most 16 KiB' } });
       if (err.type === 'entity.parse.failed') return void res.status(400).json({ error: { code: 'bad_json', message: 'the body is not valid JSON' } });
+      if (err.status === 415) return void res.status(415).json({ error: { code: 'unsupported_media_type', message: err.message } });
       if (err.status !== undefined && err.status >= 400 && err.status < 500) return void res.status(err.status).json({ error: { code: 'bad_request', message: err.message } });
       this.log.error({ err: err.message }, 'admin request failed');
       res.status(500).json({ error: { code: 'internal', message: 'internal error' } });

@@ -28,6 +28,7 @@ const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
   calls show ID [--json]
   calls export ID --format wav|opus -o FILE
   calls destroy ID --reason TEXT [--json]
+  calls training ID [--off] [--json]   (mark as training material, or take the mark off)
   verify (ID | --all) [--json]
   keys rotate [--json]
   db rebuild --offline --config FILE [--json]
@@ -63,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
       disable: { type: 'boolean' },
       enable: { type: 'boolean' },
       unlock: { type: 'boolean' },
+      off: { type: 'boolean' },
       user: { type: 'string' },
       action: { type: 'string' },
       head: { type: 'string', multiple: true },
@@ -176,6 +178,12 @@ async function main(argv: string[]): Promise<number> {
       if (!values.reason?.trim()) throw new UsageError('calls destroy: --reason TEXT is required');
       const tomb = await call('calls.destroy', { id: rid, reason: values.reason });
       out(values.json ? `${JSON.stringify(tomb, null, 2)}\n` : `destroyed ${rid}\n`);
+      return EXIT.ok;
+    }
+    case 'training': {
+      const rid = needId();
+      const rec = (await call('calls.training', { id: rid, marked: values.off !== true })) as RecordingRecord;
+      out(values.json ? `${JSON.stringify(rec, null, 2)}\n` : `${rid}: ${values.off ? 'training mark taken off' : 'marked for training'}\n`);
       return EXIT.ok;
     }
     default:

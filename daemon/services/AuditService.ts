@@ -1,18 +1,11 @@
 import type { Actor } from '../access/Actor.js';
-import type { AuditEntry, AuditTrail, AuditVerifyResult } from '../access/AuditTrail.js';
+import type { AuditEntry, AuditQuery, AuditTrail, AuditVerifyResult } from '../access/AuditTrail.js';
 import { ServiceError } from './errors.js';
 import type { Guard } from './Guard.js';
 import { toUtcBound } from './CallService.js';
 
-export interface AuditSearchParams {
-  from?: string;
-  to?: string;
-  user?: string;
-  action?: string;
-  target?: string;
-  afterSeq?: number;
-  limit?: number;
-}
+/** The trail's query as people send it: times in any RFC 3339 form or a date, and a default limit. */
+export type AuditSearchParams = Omit<AuditQuery, 'limit'> & { limit?: number };
 
 /** Reading and checking the audit trail (itself audited: who looked at whom is on record too). */
 export class AuditService {

@@ -36,6 +36,9 @@ export interface SearchParams {
 
 export const SEARCH_LIMIT_MAX = 500;
 
+/** The flag of a call marked as training material. */
+export const TRAINING = 'training';
+
 /** A recording's plain audio, opened for reading ranges of it (the API's `<audio>` answers). */
 export interface AudioHandle {
   length: number;
@@ -130,9 +133,21 @@ export class CallService {
     });
   }
 
+  /** Marks a finished call as training material, or takes the mark off (the flag `training`). */
+  async markTraining(actor: Actor, id: string, marked: boolean): Promise<PresentedRecord> {
+    return this.guard.run(actor, 'calls.training', 'calls.markTraining', { mutates: true, target: id, details: { marked } }, async (scope) => {
+      const rec = await this.finished(await this.reachable(actor, scope, id, false), id);
+      const flags = rec.flags.filter((f) => f !== TRAINING);
+      if (marked) flags.push(TRAINING);
+      const next = { ...rec, flags };
+      if (flags.length !== rec.flags.length || marked !== rec.flags.includes(TRAINING)) await this.store.put(next);
+      return presentRecord(next, this.guard.scope(actor, 'calls.subjectRequests') !== null);
+    });
+  }
+
   /** Destroys a recording for good (an objection); retention uses the same Destroyer. */
   async destroy(actor: Actor, id: string, reason: string): Promise<RecordingRecord> {
-    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { target: id, details: { reason } }, async (scope) => {
+    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { mutates: true, target: id, details: { reason } }, async (scope) => {
       if (!reason.trim()) throw new ServiceError('bad_request', 'a reason is required');
       const rec = await this.reachable(actor, scope, id, true);
       if (!isTombstone(rec) && rec.status === 'recording') throw new ServiceError('conflict', `recording ${id} is still being recorded: destroy it once it ends`);

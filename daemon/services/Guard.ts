@@ -6,12 +6,18 @@ import { ServiceError } from './errors.js';
 export interface Audited {
   target?: string;
   details?: Record<string, unknown>;
+  /**
+   * A change (not a read): its entry `started` goes on disk before the work, so nothing changes
+   * unrecorded even when the trail fails between the work and its outcome.
+   */
+  mutates?: boolean;
 }
 
 /**
  * Every service method runs through `run`: the permission check (from the one matrix), then the work,
- * then the audit entry with its outcome. The answer leaves only after its audit entry is on disk; an
- * action the trail cannot record is not done.
+ * then the audit entry with its outcome. The answer leaves only after its audit entry is on disk, so a
+ * read the trail cannot record gives nothing out; a change also writes `started` before the work, so
+ * one the trail cannot record is not done.
  */
 export class Guard {
   constructor(private readonly grants: () => Record<Role, Grant>, readonly audit: AuditTrail) {}
@@ -26,6 +32,7 @@ export class Guard {
       await this.record(actor, action, what, 'denied');
       throw new ServiceError('forbidden', `${actor.username}'s roles (${actor.roles.join(', ') || 'none'}) do not allow ${perm}`);
     }
+    if (what.mutates) await this.record(actor, action, what, 'started');
     let result: T;
     try {
       result = await work(scope);
@@ -33,7 +40,13 @@ export class Guard {
       await this.record(actor, action, what, outcomeOf(err));
       throw err;
     }
-    await this.record(actor, action, what, 'ok');
+    try {
+      await this.record(actor, action, what, 'ok');
+    } catch (err) {
+      // Its `started` entry is on record; what is missing is only the outcome.
+      if (what.mutates) throw new ServiceError('audit_unavailable', `${action} was done (its start is on record) but the audit trail cannot record its outcome: ${(err as Error).message}`);
+      throw err;
+    }
     return result;
   }
 

@@ -1,7 +1,7 @@
 import type { Actor } from '../access/Actor.js';
 import type { AuditActor } from '../access/AuditTrail.js';
 import type { LoginGuard } from '../access/LoginGuard.js';
-import { DUMMY_HASH, verifyPassword } from '../access/passwords.js';
+import { dummyHash, verifyPassword } from '../access/passwords.js';
 import type { Session, Sessions } from '../access/Sessions.js';
 import { publicUser, type PublicUser, type User } from '../access/User.js';
 import type { UserStore } from '../access/UserStore.js';
@@ -34,7 +34,7 @@ export class SessionService {
     }
     const user = await this.users.get(name);
     // The same scrypt work whether or not the name exists: timing does not tell.
-    const good = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+    const good = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !good || user.disabled) {
       const locked = this.loginGuard.failed(name, from);
       await this.guard.record(anon, 'session.login', { details: { ...(user?.disabled && good ? { disabled: true } : {}), ...(locked ? { locked: true } : {}) } }, 'denied');

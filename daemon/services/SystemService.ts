@@ -10,6 +10,6 @@ export class SystemService {
   }
 
   async rotateKeys(actor: Actor): Promise<unknown> {
-    return this.guard.run(actor, 'system.keys.rotate', 'system.keys', {}, () => this.rotate());
+    return this.guard.run(actor, 'system.keys.rotate', 'system.keys', { mutates: true }, () => this.rotate());
   }
 }

@@ -37,7 +37,7 @@ export class UserService {
   }
 
   async add(actor: Actor, u: NewUser): Promise<PublicUser> {
-    return this.guard.run(actor, 'users.add', 'users.manage', { target: String(u.username), details: { roles: u.roles } }, () => this.create(u));
+    return this.guard.run(actor, 'users.add', 'users.manage', { mutates: true, target: String(u.username), details: { roles: u.roles } }, () => this.create(u));
   }
 
   /**
@@ -74,7 +74,7 @@ export class UserService {
   }
 
   async update(actor: Actor, username: string, c: UserChange): Promise<PublicUser> {
-    return this.guard.run(actor, 'users.update', 'users.manage', { target: username, details: changeForAudit(c) }, async () => {
+    return this.guard.run(actor, 'users.update', 'users.manage', { mutates: true, target: username, details: changeForAudit(c) }, async () => {
       const u = await this.existing(username);
       const next: User = { ...u, updatedAt: new Date().toISOString() };
       if (c.displayName !== undefined) next.displayName = displayName(c.displayName);
@@ -93,19 +93,29 @@ export class UserService {
 
   /** An administrator sets a new password (a forgotten one); the user's sessions end. */
   async resetPassword(actor: Actor, username: string, password: string): Promise<void> {
-    return this.guard.run(actor, 'users.password_reset', 'users.manage', { target: username }, async () => {
+    return this.guard.run(actor, 'users.password_reset', 'users.manage', { mutates: true, target: username }, async () => {
       const u = await this.existing(username);
       await this.setPassword(u, password);
       this.sessions.endAllOf(username);
     });
   }
 
-  /** Anyone changes their own password, proving the current one; their other sessions end. */
+  /**
+   * Anyone changes their own password, proving the current one (wrong guesses count like failed logins,
+   * so a stolen session cannot guess it freely); their other sessions end.
+   */
   async changeOwnPassword(actor: Actor, current: string, password: string): Promise<void> {
-    return this.guard.run(actor, 'users.password_change', null, { target: actor.username }, async () => {
+    return this.guard.run(actor, 'users.password_change', null, { mutates: true, target: actor.username }, async () => {
+      const held = this.loginGuard.check(actor.username, actor.from);
+      if (held) throw new ServiceError(held.reason, `too many wrong passwords: wait ${held.retryAfterS} s`, held.retryAfterS);
       const u = await this.existing(actor.username);
-      if (typeof current !== 'string' || !(await verifyPassword(current, u.passwordHash))) throw new ServiceError('forbidden', 'the current password is wrong');
+      if (typeof current !== 'string' || !(await verifyPassword(current, u.passwordHash))) {
+        this.loginGuard.failed(actor.username, actor.from);
+        throw new ServiceError('forbidden', 'the current password is wrong');
+      }
+      this.loginGuard.succeeded(actor.username, actor.from);
       await this.setPassword(u, password);
+      this.sessions.endAllOf(actor.username, actor.sessionId);
     });
   }
 

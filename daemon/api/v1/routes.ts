@@ -15,6 +15,7 @@ const V = {
   login: schema('LoginRequest'),
   search: schema('CallSearchRequest'),
   destroy: schema('DestroyRequest'),
+  training: schema('TrainingMarkRequest'),
   newUser: schema('NewUserRequest'),
   userChange: schema('UserChangeRequest'),
   reset: schema('PasswordResetRequest'),
@@ -75,6 +76,8 @@ export function apiRouter(s: Services, opts: ApiOptions): Router {
   }));
   r.get('/calls/:id/audio', route(async (req, res) => sendAudio(s, req, res)));
   r.get('/calls/:id/export', route(async (req, res) => {
+    // An export is a copy taken out, audited as such: a HEAD would do (and log) the work for nothing.
+    if (req.method === 'HEAD') throw new HttpError(405, 'method_not_allowed', 'exports answer GET only');
     const format = req.query.format ?? 'wav';
     if (format !== 'wav' && format !== 'opus') throw new HttpError(400, 'bad_request', 'format: wav or opus');
     const id = param(req, 'id');
@@ -87,7 +90,13 @@ export function apiRouter(s: Services, opts: ApiOptions): Router {
     requireJson(req);
     res.json(await s.calls.destroy(auth(res).actor, param(req, 'id'), body<{ reason: string }>(req, V.destroy).reason));
   }));
+  r.put('/calls/:id/training', route(async (req, res) => {
+    requireJson(req);
+    res.json(await s.calls.markTraining(auth(res).actor, param(req, 'id'), body<{ marked: boolean }>(req, V.training).marked));
+  }));
   r.post('/calls/:id/verify', route(async (req, res) => {
+    requireJson(req);
+    body(req, V.empty);
     res.json(await s.calls.verify(auth(res).actor, param(req, 'id')));
   }));
 
@@ -116,6 +125,8 @@ export function apiRouter(s: Services, opts: ApiOptions): Router {
     res.json(await s.audit.search(auth(res).actor, body<AuditSearchParams>(req, V.audit)));
   }));
   r.post('/audit/verify', route(async (req, res) => {
+    requireJson(req);
+    body(req, V.empty);
     res.json(await s.audit.verify(auth(res).actor));
   }));
 
@@ -147,7 +158,6 @@ async function sendAudio(s: Services, req: Request, res: Response): Promise<void
     const L = audio.length;
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('Cache-Control', 'no-store');
-    res.type('audio/ogg');
     const range = parseRange(req.get('range'), L);
     if (range === 'unsatisfiable') {
       res.setHeader('Content-Range', `bytes */${L}`);
@@ -155,6 +165,7 @@ async function sendAudio(s: Services, req: Request, res: Response): Promise<void
       return;
     }
     const { start, end } = range ?? { start: 0, end: L - 1 };
+    res.type('audio/ogg');
     if (range) {
       res.status(206);
       res.setHeader('Content-Range', `bytes ${start}-${end}/${L}`);
