@@ -323,6 +323,8 @@ t.test('accounts: an administrator adds, changes and disables; a disabled accoun
 });
 
 t.test('the audit trail holds who, what, from where and the outcome; numbers only as keyed hashes; never audio', async (t) => {
+  // Someone types a number (or a password) into the user-name field: a name no account has is not kept.
+  await api.req('POST', '/api/v1/sessions', { body: { username: '0405550100', password: 'whatever it is' } });
   const entries = (await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { limit: 1000 } })).json.entries as Array<{ action: string; outcome: string; target?: string; actor: { user: string; from: string; via: string }; details?: Record<string, unknown> }>;
   const has = (action: string, pred: (e: (typeof entries)[number]) => boolean = () => true) => entries.some((e) => e.action === action && pred(e));
   t.ok(has('users.bootstrap', (e) => e.actor.via === 'cli' && e.actor.from === `uid:${process.getuid!()}`), 'the first administrator, with the socket peer\'s uid');

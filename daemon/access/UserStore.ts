@@ -8,6 +8,7 @@ import type { User } from './User.js';
  */
 export class UserStore {
   private readonly users;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly db: Level<string, string>) {
     this.users = db.sublevel<string, User>('users', { valueEncoding: 'json' });
@@ -33,12 +34,27 @@ export class UserStore {
     return out;
   }
 
-  /** Stores a new account; false when the name is taken. */
-  async add(u: Omit<User, 'id'>): Promise<User | null> {
-    if (await this.get(u.username)) return null;
-    const user = { id: randomUUID(), ...u };
-    await this.users.put(u.username, user);
-    return user;
+  /**
+   * Stores a new account; null when the name is taken, or when `allowed` (checked in the same step as
+   * the write) says no.
+   */
+  async add(u: Omit<User, 'id'>, allowed: (all: User[]) => boolean = () => true): Promise<User | null> {
+    return this.serial(async () => {
+      if ((await this.get(u.username)) || !allowed(await this.all())) return null;
+      const user = { id: randomUUID(), ...u };
+      await this.users.put(u.username, user);
+      return user;
+    });
+  }
+
+  /** Runs account writes one at a time, so a check and its write are never split by another. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   async put(u: User): Promise<void> {

@@ -23,12 +23,13 @@ export class SessionService {
     const name = typeof username === 'string' ? username.trim().toLowerCase().slice(0, 64) : '';
     const anon: AuditActor = { user: name || null, roles: [], via, from };
     if (!name || typeof password !== 'string' || password.length === 0 || password.length > 1024) {
-      await this.guard.record(anon, 'session.login', {}, 'bad_request');
+      await this.guard.record({ ...anon, user: null }, 'session.login', {}, 'bad_request');
       throw new ServiceError('bad_request', 'a login needs a user name and a password');
     }
     const held = this.loginGuard.check(name, from);
     if (held) {
-      await this.guard.record(anon, 'session.login', { details: { refused: held.reason } }, 'denied');
+      const known = (await this.users.get(name)) !== null;
+      await this.guard.record(known ? anon : { ...anon, user: null }, 'session.login', { details: { refused: held.reason, ...(known ? {} : { unknownUser: true }) } }, 'denied');
       const msg = held.reason === 'account_locked' ? `too many wrong passwords for this account: try again in ${held.retryAfterS} s, or ask an administrator` : `too many failed logins from ${from}: wait ${held.retryAfterS} s`;
       throw new ServiceError(held.reason, msg, held.retryAfterS);
     }
@@ -37,7 +38,9 @@ export class SessionService {
     const good = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !good || user.disabled) {
       const locked = this.loginGuard.failed(name, from);
-      await this.guard.record(anon, 'session.login', { details: { ...(user?.disabled && good ? { disabled: true } : {}), ...(locked ? { locked: true } : {}) } }, 'denied');
+      // A name no account has is not kept: people type passwords or numbers into the name field.
+      const who: AuditActor = user ? anon : { ...anon, user: null };
+      await this.guard.record(who, 'session.login', { details: { ...(user ? {} : { unknownUser: true }), ...(user?.disabled && good ? { disabled: true } : {}), ...(locked ? { locked: true } : {}) } }, 'denied');
       throw new ServiceError('unauthenticated', 'wrong user name or password (or the account is disabled)');
     }
     this.loginGuard.succeeded(name, from);

@@ -26,6 +26,7 @@ export interface UserChange {
   unlock?: boolean;
 }
 
+const ADMIN_MEANWHILE = 'an administrator was added meanwhile';
 const AGENT_ID = /^[A-Za-z0-9._@-]{1,128}$/;
 
 /** Accounts and roles (the admin role's work), and each person's own password. */
@@ -46,13 +47,23 @@ export class UserService {
    * administrator exists.
    */
   async bootstrapAdmin(peer: AuditActor, u: NewUser): Promise<PublicUser> {
-    const admins = (await this.users.all()).filter((x) => x.roles.includes('admin') && !x.disabled);
-    if (admins.length > 0) {
+    const noAdmin = (all: User[]): boolean => !all.some((x) => x.roles.includes('admin') && !x.disabled);
+    const refuse = async (): Promise<never> => {
       await this.guard.record(peer, 'users.bootstrap', { target: String(u.username) }, 'denied');
       throw new ServiceError('unauthenticated', 'an administrator already exists: log in as one (callrec login) to add users');
-    }
+    };
+    if (!noAdmin(await this.users.all())) return refuse();
     if (!u.roles.includes('admin')) throw new ServiceError('bad_request', 'without a session only the first administrator can be added: --role admin');
-    const user = await this.create(u);
+    await this.guard.record(peer, 'users.bootstrap', { target: String(u.username), details: { roles: u.roles } }, 'started');
+    // Checked again in the same step as the write: two racing first administrators never both get in.
+    let user: PublicUser;
+    try {
+      user = await this.create(u, noAdmin);
+    } catch (err) {
+      if (err instanceof ServiceError && err.message === ADMIN_MEANWHILE) return refuse();
+      await this.guard.record(peer, 'users.bootstrap', { target: String(u.username) }, err instanceof ServiceError && err.code === 'bad_request' ? 'bad_request' : 'failed');
+      throw err;
+    }
     await this.guard.record(peer, 'users.bootstrap', { target: user.username, details: { roles: user.roles } }, 'ok');
     return user;
   }
@@ -119,7 +130,7 @@ export class UserService {
     });
   }
 
-  private async create(u: NewUser): Promise<PublicUser> {
+  private async create(u: NewUser, allowed?: (all: User[]) => boolean): Promise<PublicUser> {
     if (typeof u.username !== 'string' || !USERNAME.test(u.username)) throw new ServiceError('bad_request', 'username: 2-64 characters, lower-case letters, digits, . _ -, starting with a letter');
     const rs = roles(u.roles);
     const aid = agentId(u.agentId ?? null);
@@ -127,7 +138,8 @@ export class UserService {
     const problem = typeof u.password === 'string' ? passwordProblem(u.password, u.username) : 'a password is required';
     if (problem) throw new ServiceError('bad_request', problem);
     const now = new Date().toISOString();
-    const made = await this.users.add({ username: u.username, displayName: displayName(u.displayName ?? u.username), roles: rs, agentId: aid, disabled: false, createdAt: now, updatedAt: now, passwordChangedAt: now, passwordHash: await hashPassword(u.password) });
+    const made = await this.users.add({ username: u.username, displayName: displayName(u.displayName ?? u.username), roles: rs, agentId: aid, disabled: false, createdAt: now, updatedAt: now, passwordChangedAt: now, passwordHash: await hashPassword(u.password) }, allowed);
+    if (!made && allowed && !(await this.users.get(u.username))) throw new ServiceError('conflict', ADMIN_MEANWHILE);
     if (!made) throw new ServiceError('conflict', `user ${u.username} exists (accounts are disabled, never deleted)`);
     return publicUser(made);
   }
