@@ -110,5 +110,6 @@ encryptionShare(240, 5);
 captureBench(8);
 captureBench(32);
 rmSync(dir, { recursive: true, force: true });
-// Call search over a seeded index through the HTTP API (bench/search.ts): p99 against its 50 ms goal.
-if (!(await searchBench())) process.exitCode = 1;
+// Call search over a seeded index through the HTTP API (bench/search.ts): p99 against its 50 ms goal,
+// printed as a figure like the rest; only a run whose answers were wrong (INVALID) fails.
+if (!(await searchBench()).valid) process.exitCode = 1;
