@@ -21,9 +21,10 @@ say('callrec demo: recording a virtual card of real speech, calls placed by a bu
 say(`  PBX signals: POST ${url}  (Authorization: Bearer ${cfg.signals.token})`);
 say(`  health:      http://${daemon.adminAddress.host}:${daemon.adminAddress.port}/health   metrics: /metrics`);
 say(`  data:        ${cfg.dataDir}`);
-// A demo manager with a fresh password each start (the accounts of an installation are personal: docs/security.md).
+// A demo manager with a fresh password each start (the accounts of an installation are personal:
+// docs/security.md); a technician too, so the README's `status` and `verify` work with the one login.
 const password = randomBytes(12).toString('base64url');
-await daemon.services.users.provision({ user: null, roles: [], via: 'system', from: 'demo' }, { username: 'demo.manager', displayName: 'Demo Manager', roles: ['manager'], password });
+await daemon.services.users.provision({ user: null, roles: [], via: 'system', from: 'demo' }, { username: 'demo.manager', displayName: 'Demo Manager', roles: ['manager', 'technician'], password });
 say(`  log in:      user demo.manager   password ${password}`);
 say(`  API:         http://${daemon.adminAddress.host}:${daemon.adminAddress.port}/api/v1  (docs/api.md)`);
 say(`  In another terminal:  export CALLREC_SOCKET=${cfg.control.socket}`);

@@ -128,3 +128,20 @@ t.test('cursors carry a position only and refuse anything else', async (t) => {
   t.same(decodeCursor(c), { phase: 'live', at: { startedAt: '2026-01-01T00:00:00.000Z', id: 'X' } });
   for (const bad of ['', 'e30', Buffer.from('{"phase":"live","at":{"startedAt":1}}').toString('base64url'), Buffer.from('{"phase":"all"}').toString('base64url')]) t.throws(() => decodeCursor(bad), { code: 'bad_request' });
 });
+
+t.test('the CLI session file: the runtime directory, else a private /tmp/callrec-UID, never a folder others can enter', async (t) => {
+  const { sessionFile } = await import('../daemon/cli/sessionFile.js');
+  const { mkdtempSync, statSync, chmodSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const run = mkdtempSync(`${tmpdir()}/callrec-rt-`);
+  t.match(sessionFile('/run/callrec/callrec.sock', { XDG_RUNTIME_DIR: run }), new RegExp(`^${run}/callrec/session-[0-9a-f]{16}\\.json$`));
+  t.not(sessionFile('/a.sock', { XDG_RUNTIME_DIR: run }), sessionFile('/b.sock', { XDG_RUNTIME_DIR: run }), 'one file per daemon socket');
+  const uid = process.getuid!();
+  const fallback = `/tmp/callrec-${uid}`;
+  rmSync(fallback, { recursive: true, force: true });
+  t.match(sessionFile('/s.sock', { XDG_RUNTIME_DIR: '/nonexistent/run' }), new RegExp(`^${fallback}/session-`));
+  t.equal(statSync(fallback).mode & 0o777, 0o700);
+  chmodSync(fallback, 0o755);
+  t.throws(() => sessionFile('/s.sock', { XDG_RUNTIME_DIR: '/nonexistent/run' }), /not a private folder/);
+  rmSync(fallback, { recursive: true, force: true });
+});

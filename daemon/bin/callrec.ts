@@ -6,7 +6,7 @@ import { callDaemon, ControlCallError } from '../cli/ControlClient.js';
 import { formatList, formatRecord } from '../cli/format.js';
 import { progressMeter } from '../cli/progress.js';
 import type { RecordingRecord } from '../store/RecordingMeta.js';
-import { dropSession, loadSession, saveSession } from '../cli/sessionFile.js';
+import { dropSession, loadSession, saveSession, sessionFile } from '../cli/sessionFile.js';
 import { newPassword, promptLine, promptSecret, readStdin, secretFromTty } from '../cli/readSecret.js';
 import { EXIT, UsageError } from '../cli/usage.js';
 import { audit, users, type Call } from '../cli/accountCommands.js';
@@ -198,6 +198,7 @@ async function login(socket: string, user: string | undefined, fromStdin: boolea
   const username = user ?? (tty && !fromStdin ? await promptLine('user name: ') : undefined);
   if (!username) throw new UsageError('login: the user name');
   const password = fromStdin ? await readStdin() : await promptSecret('password: ');
+  sessionFile(socket); // where the session will go, checked before the daemon makes one
   const r = (await callDaemon(socket, 'session.login', { username, password })) as { token: string; expiresAt: string; user: { username: string; roles: string[] } };
   const file = saveSession({ socket, token: r.token, username: r.user.username, expiresAt: r.expiresAt });
   if (process.stderr.isTTY) process.stderr.write(`logged in as ${r.user.username} (${r.user.roles.join(', ')}) until ${r.expiresAt}; session in ${file}\n`);

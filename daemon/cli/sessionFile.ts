@@ -12,11 +12,23 @@ export interface SavedSession {
 /**
  * Where `callrec login` keeps its session: the user's runtime directory ($XDG_RUNTIME_DIR, else
  * /run/user/UID: a tmpfs only that user can enter, emptied at logout), one 0600 file per daemon socket.
+ * Without either (root through sudo or su, a container), /tmp/callrec-UID, made 0700, and used only
+ * while it is a real folder of ours that no one else can enter.
  */
 export function sessionFile(socket: string, env: NodeJS.ProcessEnv = process.env): string {
-  const runtime = env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
-  if (!existsSync(runtime)) throw new Error(`no runtime directory for the session (${runtime} does not exist): set XDG_RUNTIME_DIR`);
-  return join(runtime, 'callrec', `session-${createHash('sha256').update(socket).digest('hex').slice(0, 16)}.json`);
+  const uid = process.getuid?.() ?? 0;
+  const name = `session-${createHash('sha256').update(socket).digest('hex').slice(0, 16)}.json`;
+  const runtime = env.XDG_RUNTIME_DIR || `/run/user/${uid}`;
+  if (existsSync(runtime)) return join(runtime, 'callrec', name);
+  const dir = `/tmp/callrec-${uid}`;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new Error(`${dir} is not a private folder of this user (no $XDG_RUNTIME_DIR or /run/user/${uid} either): set XDG_RUNTIME_DIR`);
+  return join(dir, name);
 }
 
 export function loadSession(socket: string): SavedSession | null {

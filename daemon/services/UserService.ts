@@ -76,9 +76,9 @@ export class UserService {
     const existing = await this.users.get(u.username);
     let user: PublicUser;
     if (existing) {
-      await this.setPassword(existing, u.password);
+      await this.setPassword({ ...existing, roles: roles(u.roles), disabled: false }, u.password);
       this.sessions.endAllOf(u.username);
-      user = publicUser(existing);
+      user = publicUser((await this.users.get(u.username))!);
     } else user = await this.create(u);
     await this.guard.record(system, 'users.provision', { target: u.username, details: { roles: user.roles } }, 'ok');
     return user;
