@@ -277,6 +277,15 @@ export class Daemon {
       async (p: Record<string, unknown>, ctx: ControlContext): Promise<unknown> =>
         fn((await s.sessions.resolve(ctx.session, 'cli', from(ctx))).actor, p, ctx);
     const pick = (p: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => p[k] !== undefined).map((k) => [k, p[k]]));
+    // The socket's params typed as the API's schema types them: strings of bounded length, no objects.
+    const strings = (p: Record<string, unknown>, keys: string[]): Record<string, string> =>
+      Object.fromEntries(
+        keys.flatMap((k) => {
+          const v = str(p, k);
+          if (v !== undefined && v.length > 512) throw new ServiceError('bad_request', `${k}: at most 512 characters`);
+          return v === undefined ? [] : [[k, v]];
+        }),
+      );
     return {
       'session.login': async (p, ctx) => {
         const r = await s.sessions.login(p.username, p.password, 'cli', from(ctx));
@@ -298,12 +307,12 @@ export class Daemon {
       },
       'users.list': as((actor) => s.users.list(actor)),
       'users.add': as((actor, p) => s.users.add(actor, { username: str(p, 'username') ?? '', roles: Array.isArray(p.roles) ? (p.roles as string[]) : [], password: str(p, 'password') ?? '', ...pick(p, ['displayName', 'agentId']) })),
-      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', pick(p, ['displayName', 'roles', 'agentId', 'disabled', 'unlock']))),
+      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', { ...strings(p, ['displayName']), ...pick(p, ['roles', 'agentId', 'disabled', 'unlock']) })),
       'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', str(p, 'password') ?? '')),
       'account.password': as((actor, p) => s.users.changeOwnPassword(actor, str(p, 'currentPassword') ?? '', str(p, 'password') ?? '')),
       'calls.search': as((actor, p) =>
         s.calls.search(actor, {
-          ...(pick(p, ['from', 'to', 'caller', 'agent', 'serviceNumber', 'cursor']) as Record<string, string>),
+          ...strings(p, ['from', 'to', 'caller', 'agent', 'serviceNumber', 'cursor']),
           includeDestroyed: p.includeDestroyed === true,
           ...(typeof p.limit === 'number' ? { limit: p.limit } : {}),
         }),
@@ -322,7 +331,7 @@ export class Daemon {
       status: as((actor) => s.system.status(actor)),
       /** For plain output: the display time zone (any logged-in person). */
       display: as(async () => ({ displayTimeZone: this.cfg.display.timeZone })),
-      'audit.search': as((actor, p) => s.audit.search(actor, pick(p, ['from', 'to', 'user', 'action', 'target', 'afterSeq', 'limit']))),
+      'audit.search': as((actor, p) => s.audit.search(actor, { ...strings(p, ['from', 'to', 'user', 'action', 'target']), ...(typeof p.afterSeq === 'number' ? { afterSeq: p.afterSeq } : {}), ...(typeof p.limit === 'number' ? { limit: p.limit } : {}) })),
       'audit.verify': as((actor, p) => s.audit.verify(actor, Array.isArray(p.heads) ? (p.heads as Array<{ seq: number; hash: string }>) : [])),
     };
   }

@@ -288,8 +288,8 @@ t.test('brute force: the source address is slowed, the account locked; the right
   t.equal(slowed.json.error.code, 'too_many_attempts');
   // The account lock, independent of the address: the guard's clock is moved on instead of waiting minutes.
   const guard = td.daemon.services.sessions['loginGuard'];
-  guard.succeeded('nobody', '::ffff:127.0.0.1');
-  guard.succeeded('nobody', '127.0.0.1');
+  guard.forgetAddress('::ffff:127.0.0.1');
+  guard.forgetAddress('127.0.0.1');
   for (let i = 0; i < 5; i++) guard.failed('quinn.quality', `192.0.2.${i}`);
   const locked = await api.req('POST', '/api/v1/sessions', { body: { username: 'quinn.quality', password: PASSWORD } });
   t.equal(locked.status, 423, 'locked: even the right password is refused');
@@ -383,6 +383,8 @@ t.test('a change the audit trail cannot record is not made; a read it cannot rec
 });
 
 t.test('changing one\'s own password ends one\'s other sessions; wrong current passwords count as failed logins', async (t) => {
+  td.daemon.services.sessions['loginGuard'].forgetAddress('::ffff:127.0.0.1');
+  td.daemon.services.sessions['loginGuard'].forgetAddress('127.0.0.1');
   const first = await api.token('quinn.quality');
   const second = await api.token('quinn.quality');
   t.equal((await api.req('PUT', '/api/v1/account/password', { token: first, body: { currentPassword: PASSWORD, password: 'quality passphrase 2027' } })).status, 204);
@@ -393,4 +395,50 @@ t.test('changing one\'s own password ends one\'s other sessions; wrong current p
   t.same(statuses.slice(0, 3), [403, 403, 403]);
   t.ok(statuses.slice(3).every((s) => s === 429 || s === 423), `then slowed or locked: ${statuses.join(', ')}`);
   td.daemon.services.sessions['loginGuard'].unlock('quinn.quality');
+});
+
+t.test('from a break-in attempt: typed socket params, parallel logins, racing account changes, self-granted roles, same-site pages', async (t) => {
+  const { callDaemon } = await import('../daemon/cli/ControlClient.js');
+  let deep: unknown = 1;
+  for (let i = 0; i < 1000; i++) deep = { a: deep };
+  await t.rejects(callDaemon(socket, 'calls.search', { from: deep }, tokens['maria.manager']), { code: 'bad_request' }, 'an object where a string belongs: refused before it reaches the trail');
+  await t.rejects(callDaemon(socket, 'calls.destroy', { id: a1.id, reason: 'x'.repeat(5000) }, tokens['maria.manager']), { code: 'bad_request' }, 'a reason over 200 characters, through the socket too');
+  const v = await api.req('POST', '/api/v1/audit/verify', { token: T.tech });
+  t.equal(v.json.ok, true, 'the trail still verifies');
+  const { flatDetails } = await import('../daemon/services/Guard.js');
+  t.same(flatDetails({ a: deep, b: 'x'.repeat(300), c: ['r1', 'r2'], d: { epoch: '2026-12', hash: 'h' }, e: [{ x: 1 }] }), { a: '(omitted)', b: 'x'.repeat(200), c: ['r1', 'r2'], d: { epoch: '2026-12', hash: 'h' }, e: '(omitted)' }, 'details are flat and bounded whatever a door lets through');
+
+  // Parallel guesses: one password check in flight per account, so the lock holds.
+  await api.req('POST', '/api/v1/users', { token: T.admin, body: { username: 'victim.user', roles: ['quality'], password: PASSWORD } });
+  const guard = td.daemon.services.sessions['loginGuard'];
+  guard.forgetAddress('::ffff:127.0.0.1');
+  guard.forgetAddress('127.0.0.1');
+  const tries = await Promise.all(Array.from({ length: 30 }, (_, i) => api.req('POST', '/api/v1/sessions', { body: { username: 'victim.user', password: i === 27 ? PASSWORD : `wrong guess ${i} xx` } })));
+  const checked = tries.filter((r) => r.status === 401 || r.status === 201).length;
+  t.ok(checked <= td.cfg.access.lockoutFailures, `${checked} of 30 parallel attempts had their password checked (the rest: 429)`);
+  t.ok(tries.every((r) => [401, 201, 429, 423].includes(r.status)));
+  guard.unlock('victim.user');
+  guard.forgetAddress('::ffff:127.0.0.1');
+  guard.forgetAddress('127.0.0.1');
+
+  // A password change racing a disable: the disable holds.
+  const victim = await api.token('victim.user');
+  const [change, disable] = await Promise.all([
+    api.req('PUT', '/api/v1/account/password', { token: victim, body: { currentPassword: PASSWORD, password: 'another victim passphrase' } }),
+    (async () => {
+      await sleep(30);
+      return api.req('PATCH', '/api/v1/users/victim.user', { token: T.admin, body: { disabled: true, roles: ['agent'], agentId: 'x.y' } });
+    })(),
+  ]);
+  t.equal(disable.status, 200);
+  t.ok([204, 401].includes(change.status), `the change: ${change.status}`);
+  const stored = await td.daemon.users.get('victim.user');
+  t.match(stored, { disabled: true, roles: ['agent'] }, 'neither write lost the other');
+
+  t.equal((await api.req('PATCH', '/api/v1/users/first.admin', { token: T.admin, body: { roles: ['admin', 'manager'] } })).status, 409, 'an administrator cannot grant themself call access');
+  t.equal((await api.req('GET', `/api/v1/calls/${a1.id}`, { token: T.manager, headers: { 'sec-fetch-site': 'same-site' } })).status, 403, 'a page from another port of this host is another origin');
+  const { statSync } = await import('node:fs');
+  t.equal(statSync(join(td.cfg.dataDir, 'access')).mode & 0o777, 0o700, 'the accounts (password hashes) are not for the service group');
+  const entries = (await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { action: 'users.update', target: 'victim.user' } })).json.entries as Array<{ details: Record<string, unknown> }>;
+  t.ok(entries.every((e) => !JSON.stringify(e.details).includes('x.y')), 'an adviser id set on an account is not in the trail');
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { Level } from 'level';
 import type { User } from './User.js';
 
@@ -17,6 +18,8 @@ export class UserStore {
   static async open(dir: string): Promise<UserStore> {
     const db = new Level<string, string>(dir);
     await db.open();
+    // Password hashes: not for the service group that reads the rest of the data folder.
+    chmodSync(dir, 0o700);
     return new UserStore(db);
   }
 
@@ -57,7 +60,17 @@ export class UserStore {
     return run;
   }
 
-  async put(u: User): Promise<void> {
-    await this.users.put(u.username, u);
+  /**
+   * Changes an account as it is at the moment of writing: `change` gets the record read inside the same
+   * step as the write, so two changes never overwrite each other. Null when there is no such account.
+   */
+  async update(username: string, change: (u: User) => User): Promise<User | null> {
+    return this.serial(async () => {
+      const u = await this.get(username);
+      if (!u) return null;
+      const next = change(u);
+      await this.users.put(username, next);
+      return next;
+    });
   }
 }

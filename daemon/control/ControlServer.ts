@@ -52,7 +52,7 @@ export class ControlServer {
     sock.on('error', () => sock.destroy());
     sock.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > MAX_REQUEST_BYTES) {
+      if (Buffer.byteLength(buf) > MAX_REQUEST_BYTES) {
         buf = '';
         sock.end(`${JSON.stringify({ id: 0, ok: false, error: { code: 'bad_request', message: `request over ${MAX_REQUEST_BYTES} bytes` } })}\n`);
         return;

@@ -147,8 +147,10 @@ export class CallService {
 
   /** Destroys a recording for good (an objection); retention uses the same Destroyer. */
   async destroy(actor: Actor, id: string, reason: string): Promise<RecordingRecord> {
-    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { mutates: true, target: id, details: { reason } }, async (scope) => {
+    // The reason stays with the tombstone; the trail keeps only its length (free text may name people).
+    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { mutates: true, target: id, details: { reasonChars: reason.length } }, async (scope) => {
       if (!reason.trim()) throw new ServiceError('bad_request', 'a reason is required');
+      if (reason.length > 200) throw new ServiceError('bad_request', 'a reason has at most 200 characters (why, never who)');
       const rec = await this.reachable(actor, scope, id, true);
       if (!isTombstone(rec) && rec.status === 'recording') throw new ServiceError('conflict', `recording ${id} is still being recorded: destroy it once it ends`);
       const role = actor.roles.find((r) => this.guard.scope({ ...actor, roles: [r] }, 'calls.destroy') !== null) ?? actor.roles[0]!;
@@ -202,16 +204,21 @@ export class CallService {
   }
 
   /**
-   * The filters as the audit keeps them: a caller number or adviser id only as a keyed hash under this
-   * month's index key (so it dies with the month, and equals the index's own hash for that month).
+   * The filters as the audit keeps them: a caller number, adviser id or service number only as a keyed
+   * hash under this month's index key (so it dies with the month, and equals the index's own hash for
+   * that month); a time only if it is one.
    */
   private auditedFilters(p: SearchParams): Record<string, unknown> {
-    const { caller, agent, cursor: _c, limit: _l, ...rest } = p;
     const epoch = epochOf(Date.now());
+    const hashed = (kind: 'caller' | 'agent' | 'service', v: string): { epoch: string; hash: string } => ({ epoch, hash: this.store.keys.indexHash(epoch, kind, v) });
+    const time = (v: string): string => (parseDate(v) ?? parseRfc3339(v)) !== null ? v : '(invalid)';
     return {
-      ...rest,
-      ...(caller !== undefined ? { caller: { epoch, hash: this.store.keys.indexHash(epoch, 'caller', this.callerKey(caller)) } } : {}),
-      ...(agent !== undefined ? { agent: { epoch, hash: this.store.keys.indexHash(epoch, 'agent', agent) } } : {}),
+      ...(p.from !== undefined ? { from: time(p.from) } : {}),
+      ...(p.to !== undefined ? { to: time(p.to) } : {}),
+      ...(p.caller !== undefined ? { caller: hashed('caller', this.callerKey(p.caller)) } : {}),
+      ...(p.agent !== undefined ? { agent: hashed('agent', p.agent) } : {}),
+      ...(p.serviceNumber !== undefined ? { serviceNumber: hashed('service', p.serviceNumber) } : {}),
+      ...(p.includeDestroyed ? { includeDestroyed: true } : {}),
     };
   }
 

@@ -53,7 +53,7 @@ export class Guard {
   /** An entry for something that is not a permission-checked call (a login, a logout). */
   async record(actor: Actor | AuditActor, action: string, what: Audited, outcome: AuditOutcome): Promise<void> {
     try {
-      await this.audit.append({ actor: 'username' in actor ? auditActor(actor) : actor, action, ...(what.target !== undefined ? { target: what.target } : {}), ...(what.details ? { details: what.details } : {}), outcome });
+      await this.audit.append({ actor: 'username' in actor ? auditActor(actor) : actor, action, ...(what.target !== undefined ? { target: auditedTarget(what.target) } : {}), ...(what.details ? { details: flatDetails(what.details) } : {}), outcome });
     } catch (err) {
       throw new ServiceError('audit_unavailable', `the audit trail cannot record ${action}, so it was not done: ${(err as Error).message}`);
     }
@@ -68,4 +68,31 @@ function outcomeOf(err: unknown): AuditOutcome {
   if (code === 'bad_request' || code === 'conflict') return 'bad_request';
   if (code === 'forbidden') return 'denied';
   return 'failed';
+}
+
+/** A target as the trail keeps it: an id or a user name, or a marker for anything else a client typed. */
+function auditedTarget(t: string): string {
+  return typeof t === 'string' && /^[A-Za-z0-9._@-]{1,128}$/.test(t) ? t : '(not an id)';
+}
+
+/**
+ * Details as the trail keeps them: flat, small and typed, whatever a door let through. Strings are cut
+ * at 200 characters; an object may hold only a few plain values (a keyed hash: {epoch, hash}); anything
+ * deeper or larger is left out, so no request can make an entry the trail cannot hold or read back.
+ */
+export function flatDetails(d: Record<string, unknown>): Record<string, unknown> {
+  const plain = (v: unknown): unknown => (typeof v === 'string' ? v.slice(0, 200) : typeof v === 'number' || typeof v === 'boolean' || v === null ? v : undefined);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(d).slice(0, 20)) {
+    const p = plain(v);
+    if (p !== undefined) out[k] = p;
+    else if (Array.isArray(v) && v.length <= 20 && v.every((x) => plain(x) !== undefined)) out[k] = v.map(plain);
+    else if (isSmallRecord(v)) out[k] = Object.fromEntries(Object.entries(v).map(([a, b]) => [a, plain(b)]));
+    else if (v !== undefined) out[k] = '(omitted)';
+  }
+  return out;
+
+  function isSmallRecord(v: unknown): v is Record<string, unknown> {
+    return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length <= 4 && Object.values(v).every((x) => plain(x) !== undefined);
+  }
 }

@@ -26,24 +26,29 @@ export class SessionService {
       await this.guard.record({ ...anon, user: null }, 'session.login', {}, 'bad_request');
       throw new ServiceError('bad_request', 'a login needs a user name and a password');
     }
-    const held = this.loginGuard.check(name, from);
-    if (held) {
+    const attempt = this.loginGuard.begin(name, from);
+    if ('reason' in attempt) {
       const known = (await this.users.get(name)) !== null;
-      await this.guard.record(known ? anon : { ...anon, user: null }, 'session.login', { details: { refused: held.reason, ...(known ? {} : { unknownUser: true }) } }, 'denied');
-      const msg = held.reason === 'account_locked' ? `too many wrong passwords for this account: try again in ${held.retryAfterS} s, or ask an administrator` : `too many failed logins from ${from}: wait ${held.retryAfterS} s`;
-      throw new ServiceError(held.reason, msg, held.retryAfterS);
+      await this.guard.record(known ? anon : { ...anon, user: null }, 'session.login', { details: { refused: attempt.reason, ...(known ? {} : { unknownUser: true }) } }, 'denied');
+      const msg = attempt.reason === 'account_locked' ? `too many wrong passwords for this account: try again in ${attempt.retryAfterS} s, or ask an administrator` : `too many failed logins from ${from}: wait ${attempt.retryAfterS} s`;
+      throw new ServiceError(attempt.reason, msg, attempt.retryAfterS);
     }
-    const user = await this.users.get(name);
-    // The same scrypt work whether or not the name exists: timing does not tell.
-    const good = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    let user: User | null = null;
+    let good = false;
+    let locked = false;
+    try {
+      user = await this.users.get(name);
+      // The same scrypt work whether or not the name exists: timing does not tell.
+      good = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    } finally {
+      locked = attempt.end(Boolean(user && good && !user.disabled));
+    }
     if (!user || !good || user.disabled) {
-      const locked = this.loginGuard.failed(name, from);
       // A name no account has is not kept: people type passwords or numbers into the name field.
       const who: AuditActor = user ? anon : { ...anon, user: null };
       await this.guard.record(who, 'session.login', { details: { ...(user ? {} : { unknownUser: true }), ...(user?.disabled && good ? { disabled: true } : {}), ...(locked ? { locked: true } : {}) } }, 'denied');
       throw new ServiceError('unauthenticated', 'wrong user name or password (or the account is disabled)');
     }
-    this.loginGuard.succeeded(name, from);
     const { token, session } = this.sessions.create(user.username, via);
     await this.guard.record(this.actorOf(session, user, via, from), 'session.login', {}, 'ok');
     return { token, csrfToken: session.csrfToken, expiresAt: this.sessions.expiresAt(session), user: publicUser(user) };

@@ -76,9 +76,10 @@ export class UserService {
     const existing = await this.users.get(u.username);
     let user: PublicUser;
     if (existing) {
-      await this.setPassword({ ...existing, roles: roles(u.roles), disabled: false }, u.password);
+      await this.setPassword(u.username, u.password);
+      const rs = roles(u.roles);
+      user = publicUser((await this.users.update(u.username, (x) => ({ ...x, roles: rs, disabled: false })))!);
       this.sessions.endAllOf(u.username);
-      user = publicUser((await this.users.get(u.username))!);
     } else user = await this.create(u);
     await this.guard.record(system, 'users.provision', { target: u.username, details: { roles: user.roles } }, 'ok');
     return user;
@@ -86,15 +87,20 @@ export class UserService {
 
   async update(actor: Actor, username: string, c: UserChange): Promise<PublicUser> {
     return this.guard.run(actor, 'users.update', 'users.manage', { mutates: true, target: username, details: changeForAudit(c) }, async () => {
-      const u = await this.existing(username);
-      const next: User = { ...u, updatedAt: new Date().toISOString() };
-      if (c.displayName !== undefined) next.displayName = displayName(c.displayName);
-      if (c.roles !== undefined) next.roles = roles(c.roles);
-      if (c.agentId !== undefined) next.agentId = agentId(c.agentId);
-      if (c.disabled !== undefined) next.disabled = c.disabled;
-      if (next.roles.includes('agent') && !next.agentId) throw new ServiceError('bad_request', 'an agent account needs its PBX adviser id (agentId)');
-      if (u.username === actor.username && (next.disabled || !next.roles.includes('admin'))) throw new ServiceError('conflict', 'an administrator cannot disable themself or drop their own admin role');
-      await this.users.put(next);
+      if (username === actor.username && (c.roles !== undefined || c.agentId !== undefined || c.disabled === true)) {
+        // Separation of duties: an administrator cannot give themself call access (or lock themself out).
+        throw new ServiceError('conflict', 'an administrator cannot change their own roles, adviser id or enabled state: another administrator must');
+      }
+      const next = await this.users.update(username, (u) => {
+        const n: User = { ...u, updatedAt: new Date().toISOString() };
+        if (c.displayName !== undefined) n.displayName = displayName(c.displayName);
+        if (c.roles !== undefined) n.roles = roles(c.roles);
+        if (c.agentId !== undefined) n.agentId = agentId(c.agentId);
+        if (c.disabled !== undefined) n.disabled = c.disabled;
+        if (n.roles.includes('agent') && !n.agentId) throw new ServiceError('bad_request', 'an agent account needs its PBX adviser id (agentId)');
+        return n;
+      });
+      if (!next) throw new ServiceError('not_found', `no user ${JSON.stringify(String(username).slice(0, 64))}`);
       if (c.unlock) this.loginGuard.unlock(username);
       // Fewer rights, or none: sessions already open must not keep the old ones.
       if (c.disabled || c.roles !== undefined || c.agentId !== undefined) this.sessions.endAllOf(username);
@@ -105,8 +111,8 @@ export class UserService {
   /** An administrator sets a new password (a forgotten one); the user's sessions end. */
   async resetPassword(actor: Actor, username: string, password: string): Promise<void> {
     return this.guard.run(actor, 'users.password_reset', 'users.manage', { mutates: true, target: username }, async () => {
-      const u = await this.existing(username);
-      await this.setPassword(u, password);
+      await this.existing(username);
+      await this.setPassword(username, password);
       this.sessions.endAllOf(username);
     });
   }
@@ -117,15 +123,17 @@ export class UserService {
    */
   async changeOwnPassword(actor: Actor, current: string, password: string): Promise<void> {
     return this.guard.run(actor, 'users.password_change', null, { mutates: true, target: actor.username }, async () => {
-      const held = this.loginGuard.check(actor.username, actor.from);
-      if (held) throw new ServiceError(held.reason, `too many wrong passwords: wait ${held.retryAfterS} s`, held.retryAfterS);
-      const u = await this.existing(actor.username);
-      if (typeof current !== 'string' || !(await verifyPassword(current, u.passwordHash))) {
-        this.loginGuard.failed(actor.username, actor.from);
-        throw new ServiceError('forbidden', 'the current password is wrong');
+      const attempt = this.loginGuard.begin(actor.username, actor.from);
+      if ('reason' in attempt) throw new ServiceError(attempt.reason, `too many wrong passwords: wait ${attempt.retryAfterS} s`, attempt.retryAfterS);
+      let good = false;
+      try {
+        const u = await this.existing(actor.username);
+        good = typeof current === 'string' && (await verifyPassword(current, u.passwordHash));
+      } finally {
+        attempt.end(good);
       }
-      this.loginGuard.succeeded(actor.username, actor.from);
-      await this.setPassword(u, password);
+      if (!good) throw new ServiceError('forbidden', 'the current password is wrong');
+      await this.setPassword(actor.username, password);
       this.sessions.endAllOf(actor.username, actor.sessionId);
     });
   }
@@ -144,11 +152,14 @@ export class UserService {
     return publicUser(made);
   }
 
-  private async setPassword(u: User, password: string): Promise<void> {
-    const problem = typeof password === 'string' ? passwordProblem(password, u.username) : 'a password is required';
+  /** Hashes first (slow), then writes only the password fields of the record as it is now (no lost update). */
+  private async setPassword(username: string, password: string): Promise<void> {
+    const problem = typeof password === 'string' ? passwordProblem(password, username) : 'a password is required';
     if (problem) throw new ServiceError('bad_request', problem);
+    const passwordHash = await hashPassword(password);
     const now = new Date().toISOString();
-    await this.users.put({ ...u, passwordHash: await hashPassword(password), passwordChangedAt: now, updatedAt: now });
+    const done = await this.users.update(username, (u) => ({ ...u, passwordHash, passwordChangedAt: now, updatedAt: now }));
+    if (!done) throw new ServiceError('not_found', `no user ${username}`);
   }
 
   private async existing(username: string): Promise<User> {
@@ -174,8 +185,8 @@ function displayName(s: unknown): string {
   return s.trim();
 }
 
-/** A change as the audit keeps it: what changed, but an adviser id only as "changed" (it is personal). */
+/** A change as the audit keeps it: what changed, but an adviser id or a name only as "changed" (they are personal). */
 function changeForAudit(c: UserChange): Record<string, unknown> {
-  const { agentId, ...rest } = c;
-  return { ...rest, ...(agentId !== undefined ? { agentIdChanged: true } : {}) };
+  const { agentId, displayName: name, ...rest } = c;
+  return { ...rest, ...(agentId !== undefined ? { agentIdChanged: true } : {}), ...(name !== undefined ? { displayNameChanged: true } : {}) };
 }

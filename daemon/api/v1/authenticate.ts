@@ -21,15 +21,17 @@ export const auth = (res: Response): Authenticated => res.locals.auth as Authent
 export const clientAddress = (req: Request): string => req.socket.remoteAddress ?? 'unknown';
 
 /**
- * A browser's cross-site request is refused before anything else: its Origin (sent on every
- * cross-origin and every state-changing fetch) must be this server's own. Requests without Origin
+ * A browser's cross-origin request is refused before anything else: its Origin (sent on every
+ * cross-origin and every state-changing fetch) must be this server's own, and its Sec-Fetch-Site, when
+ * sent, `same-origin` or `none` (typed or bookmarked). Requests without Origin
  * (curl, the CLI, a same-origin GET) pass here and meet the session and CSRF checks.
  */
 export function sameOrigin(req: Request, res: Response, next: NextFunction): void {
   const origin = req.get('origin');
   const site = req.get('sec-fetch-site');
   const own = `${req.protocol}://${req.get('host') ?? ''}`;
-  if ((origin !== undefined && origin !== own) || site === 'cross-site') {
+  // same-site is not enough: another port of this host is another origin (and could be anyone's page).
+  if ((origin !== undefined && origin !== own) || (site !== undefined && site !== 'same-origin' && site !== 'none')) {
     sendError(res, new HttpError(403, 'cross_origin', 'cross-site requests are refused'));
     return;
   }
