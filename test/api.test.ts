@@ -442,3 +442,21 @@ t.test('from a break-in attempt: typed socket params, parallel logins, racing ac
   const entries = (await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { action: 'users.update', target: 'victim.user' } })).json.entries as Array<{ details: Record<string, unknown> }>;
   t.ok(entries.every((e) => !JSON.stringify(e.details).includes('x.y')), 'an adviser id set on an account is not in the trail');
 });
+
+t.test('a Host this listener is not (DNS rebinding) is refused; IP literals, localhost and configured names pass', async (t) => {
+  const { request } = await import('node:http');
+  const get = (host: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: td.daemon.adminAddress.port, path: '/health', headers: { host } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.equal(await get('evil.example:8461'), 421);
+  t.equal(await get('127.0.0.1:8461'), 200);
+  t.equal(await get('[::1]:8461'), 200);
+  t.equal(await get('localhost'), 200);
+  t.equal(await get((await import('node:os')).hostname()), 200);
+});

@@ -9,6 +9,7 @@ import { requestLog } from '../ops/requestLog.js';
 import { bearerMatches, closeServer, listen } from '../ops/httpServer.js';
 import type { Services } from '../services/Services.js';
 import { apiRouter, type ApiOptions } from './v1/routes.js';
+import { knownHost } from './knownHost.js';
 
 export interface AdminListenerOptions {
   host: string;
@@ -16,6 +17,8 @@ export interface AdminListenerOptions {
   metricsToken?: string | undefined;
   /** PEM certificate chain and key files: HTTPS (and HSTS, Secure cookies) when both are set. */
   tls?: { certFile: string; keyFile: string } | undefined;
+  /** DNS names the listener answers to, besides IP literals, localhost and this machine's name. */
+  hostNames?: string[];
 }
 
 /**
@@ -43,6 +46,7 @@ export class AdminListener {
         referrerPolicy: { policy: 'no-referrer' },
       }),
     );
+    app.use(knownHost([...(this.opts.hostNames ?? []), this.opts.host]));
     app.use(requestLog(this.log, 'admin', (status) => this.metrics.httpRequests.inc({ listener: 'admin', status: String(status) })));
     app.get('/health', (_req, res, next) => {
       this.health.check().then((h) => {

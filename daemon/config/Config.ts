@@ -36,7 +36,7 @@ export interface Config {
   retention: { months: number };
   display: { timeZone: string };
   storage: { requireEncryptedDisk: boolean; reserveMb: number; floorMb: number };
-  admin: { host: string; port: number; metricsToken?: string; tls?: { certFile: string; keyFile: string } };
+  admin: { host: string; port: number; metricsToken?: string; tls?: { certFile: string; keyFile: string }; hostNames: string[] };
   access: { technicianListens: boolean; sessionIdleMinutes: number; sessionMaxHours: number; lockoutFailures: number; lockoutMinutes: number; serviceGroup: string; auditHeadSeconds: number };
   alarms: { diskWarnPercent: number; diskCriticalPercent: number; inodeWarnPercent: number; cpuWarnPercent: number; temperatureWarnC: number; silentLineDbfs: number };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
