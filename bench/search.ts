@@ -28,6 +28,7 @@ import { parseConfig } from '../daemon/config/loadConfig.js';
 import { classifyCaller } from '../daemon/calls/callerNumber.js';
 import { newRecordingId } from '../daemon/store/recordingId.js';
 import type { CallerPresentation, RecordingMeta } from '../daemon/store/RecordingMeta.js';
+import { prng } from '../test/helpers/sealedRef.js'; // the same seeded PRNG the tests use: one data set on every run
 
 const GOAL_P99_MS = 50;
 const DAY = 86_400_000;
@@ -43,17 +44,6 @@ const envInt = (name: string, dflt: number, min: number): number => {
   return n;
 };
 
-/** A small seeded PRNG (mulberry32): the same data set on every run, whatever the machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ASCII names: autocannon's body check decodes each TCP chunk on its own, and a split multi-byte
 // character would read as a mismatch.
