@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startTestDaemon } from './helpers/testDaemon.js';
-import { CLI, PASSWORD, runCli } from './helpers/people.js';
+import { PASSWORD, runCli } from './helpers/people.js';
 
 const td = await startTestDaemon();
 t.teardown(() => td.stop());
@@ -13,16 +13,17 @@ const runtime = mkdtempSync(join(tmpdir(), 'callrec-run-'));
 const env = { XDG_RUNTIME_DIR: runtime };
 const cli = (args: string[], input?: string) => runCli(['--socket', socket, ...args], env, input);
 
-/** The CLI as another Unix user (nobody), stdin empty. */
-function cliAs(uid: number, gid: number, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * One control-socket request sent by another Unix user (nobody), from a one-line client (the checkout
+ * itself may be unreadable to that user): what the daemon answers, as the CLI would show it.
+ */
+function requestAs(uid: number, gid: number, method: string, params: Record<string, unknown>): Promise<{ ok: boolean; error?: { code: string; message: string } }> {
+  const client = `const s=require('net').connect(process.argv[1],()=>s.write(JSON.stringify({id:1,method:process.argv[2],params:JSON.parse(process.argv[3])})+'\\n'));let b='';s.on('data',d=>{b+=d;if(b.includes('\\n')){process.stdout.write(b);s.end();}});s.on('error',e=>{process.stdout.write(JSON.stringify({ok:false,error:{code:'unreachable',message:e.code}}));});`;
   return new Promise((resolve) => {
-    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, CLI, '--socket', socket, ...args], { uid, gid, env: { PATH: process.env.PATH ?? '', XDG_RUNTIME_DIR: '/nonexistent' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.end(input);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', client, socket, method, JSON.stringify(params)], { uid, gid, cwd: '/', env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', () => resolve(JSON.parse(out.split('\n')[0] || '{"ok":false}')));
   });
 }
 
@@ -43,11 +44,12 @@ t.test('the first administrator: refused to another Unix user, made for root, on
   const dir = dirname(socket);
   chmodSync(dir, 0o755);
   chmodSync(socket, 0o666);
-  const nobody = await cliAs(65534, 65534, ['users', 'add', 'mallory', '--role', 'admin', '--password-stdin'], `${PASSWORD}\n`);
+  const nobody = await requestAs(65534, 65534, 'users.bootstrap', { username: 'mallory', password: PASSWORD });
   chmodSync(socket, 0o660);
   chmodSync(dir, 0o750);
-  t.equal(nobody.code, 1, nobody.stderr);
-  t.match(nobody.stderr, /only by root or a member of group callrec/);
+  t.equal(nobody.ok, false);
+  t.equal(nobody.error?.code, 'forbidden', 'refused by the daemon (SO_PEERCRED), not by the file mode');
+  t.match(nobody.error?.message, /only by root or a member of group callrec/);
   const made = await cli(['users', 'add', 'boss', '--role', 'admin', '--password-stdin', '--json'], `${PASSWORD}\n`);
   t.equal(made.code, 0, made.stderr);
   t.match(JSON.parse(made.stdout), { username: 'boss', roles: ['admin'], disabled: false });
