@@ -314,6 +314,7 @@ export class Daemon {
         s.calls.search(actor, {
           ...strings(p, ['from', 'to', 'caller', 'agent', 'serviceNumber', 'cursor']),
           includeDestroyed: p.includeDestroyed === true,
+          ...(p.order === 'desc' ? { order: 'desc' as const } : {}),
           ...(typeof p.limit === 'number' ? { limit: p.limit } : {}),
         }),
       ),

@@ -82,6 +82,9 @@ t.test('a manager searches, pages with a cursor, reads metadata; numbers travel 
     if (!cursor) break;
   }
   t.same(seen, all.json.items.map((m: RecordingMeta) => m.id), 'pages of one, following nextCursor, give the same list in the same order');
+  const newest = await api.req('POST', '/api/v1/calls/search', { token: T.manager, body: { order: 'desc' } });
+  t.same(newest.json.items.map((m: RecordingMeta) => m.id), [...all.json.items.map((m: RecordingMeta) => m.id)].reverse(), 'order desc: newest first');
+  t.equal((await api.req('POST', '/api/v1/calls/search', { token: T.manager, body: { order: 'sideways' } })).status, 400);
   const byCaller = await api.req('POST', '/api/v1/calls/search', { token: T.manager, body: { caller: '040 555 0100' } });
   t.same(byCaller.json.items.map((m: RecordingMeta) => m.id), [a1.id]);
   const byAgent = await api.req('POST', '/api/v1/calls/search', { token: T.manager, body: { agent: timo.id } });

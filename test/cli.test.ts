@@ -74,6 +74,7 @@ t.test('filters: time range (--from inclusive, --to exclusive), caller in any wr
   t.same(await ids('--caller', '*97'), [b.id], 'an unparsable caller matches verbatim');
   t.same(await ids('--agent', 'timo.laine'), [b.id]);
   t.same(await ids('--caller', '+358 40 555 0199'), []);
+  t.same(await ids('--newest-first'), [c.id, b.id, a.id], '--newest-first: the other way');
 });
 
 t.test('a far-future --to still sorts after every start', async (t) => {

@@ -37,7 +37,7 @@ for (let i = 0; i < 240; i++) {
 }
 const byStart = [...all].sort((a, b) => (a.startedAt === b.startedAt ? (a.id < b.id ? -1 : 1) : a.startedAt < b.startedAt ? -1 : 1));
 
-t.test('every combination of caller, adviser and service filters, with and without a time range, paged by 7', async (t) => {
+t.test('every combination of caller, adviser and service filters, with and without a time range, paged by 7, both orders', async (t) => {
   let checked = 0;
   for (const caller of [undefined, ...callers]) {
     for (const agentId of [undefined, 'ag.one', 'ag.two']) {
@@ -54,6 +54,15 @@ t.test('every combination of caller, adviser and service filters, with and witho
             after = p.last;
           }
           t.same(got, want, JSON.stringify(q));
+          const back: string[] = [];
+          let before = null;
+          for (let pages = 0; pages < 100; pages++) {
+            const p = await td.daemon.store.page(q, before, 7, () => true, 'desc');
+            back.push(...p.records.map((m) => m.id));
+            if (!p.last) break;
+            before = p.last;
+          }
+          t.same(back, [...want].reverse(), `${JSON.stringify(q)}, newest first`);
           checked++;
         }
       }

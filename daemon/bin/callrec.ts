@@ -24,7 +24,7 @@ const USAGE = `usage: callrec [--socket PATH | --config FILE] COMMAND
   users password USER [--password-stdin]
   audit list [--from T] [--to T] [--user U] [--action A] [--json]
   audit verify [--head SEQ:HASH]... [--json]
-  calls list [--json] [--from T] [--to T] [--caller N] [--agent ID] [--include-destroyed]
+  calls list [--json] [--from T] [--to T] [--caller N] [--agent ID] [--include-destroyed] [--newest-first]
   calls show ID [--json]
   calls export ID --format wav|opus -o FILE
   calls destroy ID --reason TEXT [--json]
@@ -52,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       caller: { type: 'string' },
       agent: { type: 'string' },
       'include-destroyed': { type: 'boolean' },
+      'newest-first': { type: 'boolean' },
       reason: { type: 'string' },
       all: { type: 'boolean' },
       offline: { type: 'boolean' },
@@ -139,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
   switch (verb) {
     case 'list': {
       if (id) throw new UsageError('calls list takes no ID');
-      const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true, limit: 500 };
+      const params = { from: values.from, to: values.to, caller: values.caller, agent: values.agent, includeDestroyed: values['include-destroyed'] === true, limit: 500, ...(values['newest-first'] ? { order: 'desc' } : {}) };
       // Page by page (each page is one audited search), into the one array the contract gives.
       const recs: RecordingRecord[] = [];
       for (let cursor: string | null | undefined; ; ) {

@@ -30,6 +30,8 @@ export interface SearchParams {
   /** Any written form of the number; matched on its E.164 form. */
   caller?: string;
   includeDestroyed?: boolean;
+  /** By start time: `asc` (oldest first, the default) or `desc` (newest first). */
+  order?: 'asc' | 'desc';
   limit?: number;
   cursor?: string;
 }
@@ -62,6 +64,7 @@ export class CallService {
     return this.guard.run(actor, 'calls.search', 'calls.search', { details: this.auditedFilters(p) }, async (scope) => {
       const limit = p.limit ?? 50;
       if (!Number.isInteger(limit) || limit < 1 || limit > SEARCH_LIMIT_MAX) throw new ServiceError('bad_request', `limit: an integer 1-${SEARCH_LIMIT_MAX}`);
+      if (p.order !== undefined && p.order !== 'asc' && p.order !== 'desc') throw new ServiceError('bad_request', 'order: asc or desc');
       const q = this.query(actor, scope, p);
       if (!q) return { items: [], nextCursor: null };
       const unmasked = this.guard.scope(actor, 'calls.subjectRequests') !== null;
@@ -71,7 +74,7 @@ export class CallService {
       if (!cursor || cursor.phase === 'live') {
         // A number searched by someone who may not see hidden numbers never finds a call that hid it.
         const accept = (m: RecordingMeta): boolean => unmasked || q.caller === undefined || m.callerPresentation !== 'restricted';
-        const page = await this.store.page(q, cursor?.phase === 'live' ? cursor.at : null, limit, accept);
+        const page = await this.store.page(q, cursor?.phase === 'live' ? cursor.at : null, limit, accept, p.order === 'desc' ? 'desc' : 'asc');
         items.push(...page.records.map((m) => presentRecord(m, unmasked)));
         if (page.last) next = encodeCursor({ phase: 'live', at: page.last });
         else if (p.includeDestroyed && scope === 'all') next = encodeCursor({ phase: 'destroyed', afterId: '' });
@@ -219,6 +222,7 @@ export class CallService {
       ...(p.agent !== undefined ? { agent: hashed('agent', p.agent) } : {}),
       ...(p.serviceNumber !== undefined ? { serviceNumber: hashed('service', p.serviceNumber) } : {}),
       ...(p.includeDestroyed ? { includeDestroyed: true } : {}),
+      ...(p.order === 'desc' ? { order: 'desc' } : {}),
     };
   }
 

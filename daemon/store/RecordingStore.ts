@@ -146,20 +146,32 @@ export class RecordingStore {
   }
 
   /**
-   * Up to `limit` live records matching `q` (and `accept`), sorted by start time, strictly after the
-   * position `after` (the last one of the previous page). `last` is where the next page starts, or null
+   * Up to `limit` live records matching `q` (and `accept`), in start-time order (`desc`: newest first),
+   * strictly beyond the position `after` (the last one of the previous page). `last` is where the next page starts, or null
    * when the walk reached the end of the index.
    */
-  async page(q: RecordingQuery, after: IndexPosition | null, limit: number, accept: (m: RecordingMeta) => boolean = () => true): Promise<{ records: RecordingMeta[]; last: IndexPosition | null }> {
+  async page(q: RecordingQuery, after: IndexPosition | null, limit: number, accept: (m: RecordingMeta) => boolean = () => true, order: 'asc' | 'desc' = 'asc'): Promise<{ records: RecordingMeta[]; last: IndexPosition | null }> {
     const out: RecordingMeta[] = [];
     const skip = this.prefilter(q);
-    for (const [name, prefix] of this.ranges(q)) {
+    const ranges = this.ranges(q);
+    if (order === 'desc') ranges.reverse(); // epochs are months: later months first
+    for (const [name, prefix] of ranges) {
       const lower = prefix + (q.from ?? '');
       const upper = q.to !== undefined ? prefix + q.to : prefix.length > 0 ? prefix.slice(0, -1) + END : undefined;
       const resume = after ? `${prefix}${after.startedAt}${SEP}${after.id}` : null;
-      if (upper !== undefined && resume !== null && resume >= upper) continue;
-      const range: { gte?: string; gt?: string; lt?: string } = resume !== null && resume >= lower ? { gt: resume } : { gte: lower };
-      if (upper !== undefined) range.lt = upper;
+      const range: { gte?: string; gt?: string; lt?: string; lte?: string; reverse?: boolean } = {};
+      if (order === 'asc') {
+        if (upper !== undefined && resume !== null && resume >= upper) continue;
+        if (resume !== null && resume >= lower) range.gt = resume;
+        else range.gte = lower;
+        if (upper !== undefined) range.lt = upper;
+      } else {
+        if (resume !== null && resume <= lower) continue;
+        range.gte = lower;
+        if (resume !== null && (upper === undefined || resume < upper)) range.lt = resume;
+        else if (upper !== undefined) range.lt = upper;
+        range.reverse = true;
+      }
       const it = this.indexes[name].iterator(range);
       try {
         // Index entries in batches, their records in one read each: far fewer trips through the thread pool.
