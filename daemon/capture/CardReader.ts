@@ -97,7 +97,7 @@ export class CardReader extends EventEmitter {
       this.settleTimer = setTimeout(() => this.settle(), this.settleMs);
       return;
     }
-    this.clock.track(deficit);
+    this.clock.track(deficit, now);
     this.write(samples);
   }
 

@@ -66,6 +66,14 @@ export class VirtualCard extends EventEmitter implements CaptureDevice {
     this.timer = null;
   }
 
+  /**
+   * The frame this card's clock was at when the monotonic clock (`performance.now()`) read `monoMs`:
+   * the ground truth a real card cannot tell, against which the daemon's own mapping can be checked.
+   */
+  frameAtMonotonic(monoMs: number): number {
+    return ((monoMs - this.startedAt) * this.sampleRate) / 1000;
+  }
+
   /** Simulates a device fault: for `ms` from now the card produces nothing and that audio is lost. */
   stall(ms: number): void {
     this.stalledUntil = performance.now() + ms;
