@@ -5,7 +5,8 @@ import type { Config } from './config/Config.js';
 import { CallManager } from './calls/CallManager.js';
 import { ControlServer } from './control/ControlServer.js';
 import { AudioPath } from './recorder/AudioPath.js';
-import { CallService } from './services/CallService.js';
+import { CallService, type SearchParams } from './services/CallService.js';
+import { checked, REQUEST } from './services/requests.js';
 import { ServiceError } from './services/errors.js';
 import { AuditTrail, type AuditActor } from './access/AuditTrail.js';
 import { LoginGuard } from './access/LoginGuard.js';
@@ -13,12 +14,12 @@ import { matrix } from './access/permissions.js';
 import { Sessions } from './access/Sessions.js';
 import { UserStore } from './access/UserStore.js';
 import type { Actor } from './access/Actor.js';
-import { AuditService } from './services/AuditService.js';
+import { AuditService, type AuditSearchParams } from './services/AuditService.js';
 import { Guard } from './services/Guard.js';
 import { Services } from './services/Services.js';
 import { SessionService } from './services/SessionService.js';
 import { SystemService } from './services/SystemService.js';
-import { UserService } from './services/UserService.js';
+import { UserService, type NewUser, type UserChange } from './services/UserService.js';
 import type { ControlContext } from './control/ControlServer.js';
 import { peerInGroup } from '../native/peerCred.js';
 import { PbxListener } from './signals/PbxListener.js';
@@ -120,11 +121,12 @@ export class Daemon {
     const sessions = new Sessions(() => ({ idleMs: this.cfg.access.sessionIdleMinutes * 60_000, maxMs: this.cfg.access.sessionMaxHours * 3600_000 }));
     const loginGuard = new LoginGuard(() => ({ failures: this.cfg.access.lockoutFailures, lockMs: this.cfg.access.lockoutMinutes * 60_000 }));
     this.service = new CallService(this.cfg, this.store, this.destroyer, guard);
+    const userService = new UserService(this.users, sessions, loginGuard, guard);
     this.services = new Services(
       this.service,
-      new UserService(this.users, sessions, loginGuard, guard),
+      userService,
       new SessionService(this.users, sessions, loginGuard, guard),
-      new AuditService(this.audit, guard),
+      new AuditService(this.audit, guard, (name) => userService.knownName(name)),
       new SystemService(guard, () => this.status(), async () => this.store.keys.epochs.rotate()),
       grants,
     );
@@ -276,16 +278,8 @@ export class Daemon {
       (fn: (actor: Actor, p: Record<string, unknown>, ctx: ControlContext) => Promise<unknown>) =>
       async (p: Record<string, unknown>, ctx: ControlContext): Promise<unknown> =>
         fn((await s.sessions.resolve(ctx.session, 'cli', from(ctx))).actor, p, ctx);
+    // The socket's params are checked against the API's request schemas (services/requests.ts).
     const pick = (p: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => p[k] !== undefined).map((k) => [k, p[k]]));
-    // The socket's params typed as the API's schema types them: strings of bounded length, no objects.
-    const strings = (p: Record<string, unknown>, keys: string[]): Record<string, string> =>
-      Object.fromEntries(
-        keys.flatMap((k) => {
-          const v = str(p, k);
-          if (v !== undefined && v.length > 512) throw new ServiceError('bad_request', `${k}: at most 512 characters`);
-          return v === undefined ? [] : [[k, v]];
-        }),
-      );
     return {
       'session.login': async (p, ctx) => {
         const r = await s.sessions.login(p.username, p.password, 'cli', from(ctx));
@@ -300,39 +294,35 @@ export class Daemon {
       'users.bootstrap': async (p, ctx) => {
         const peer: AuditActor = { user: null, roles: [], via: 'cli', from: from(ctx) };
         if (!ctx.peer || !peerInGroup(ctx.peer, this.serviceGid())) {
-          await this.audit.append({ actor: peer, action: 'users.bootstrap', target: String(p.username), outcome: 'denied' });
+          await this.audit.append({ actor: peer, action: 'users.bootstrap', outcome: 'denied' }); // what a refused peer typed is not kept
           throw new ServiceError('forbidden', `the first administrator can be added only by root or a member of group ${this.cfg.access.serviceGroup}`);
         }
         return s.users.bootstrapAdmin(peer, { username: str(p, 'username') ?? '', roles: ['admin'], password: str(p, 'password') ?? '', ...(str(p, 'displayName') ? { displayName: str(p, 'displayName')! } : {}) });
       },
       'users.list': as((actor) => s.users.list(actor)),
-      'users.add': as((actor, p) => s.users.add(actor, { username: str(p, 'username') ?? '', roles: Array.isArray(p.roles) ? (p.roles as string[]) : [], password: str(p, 'password') ?? '', ...pick(p, ['displayName', 'agentId']) })),
-      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', { ...strings(p, ['displayName']), ...pick(p, ['roles', 'agentId', 'disabled', 'unlock']) })),
-      'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', str(p, 'password') ?? '')),
-      'account.password': as((actor, p) => s.users.changeOwnPassword(actor, str(p, 'currentPassword') ?? '', str(p, 'password') ?? '')),
-      'calls.search': as((actor, p) =>
-        s.calls.search(actor, {
-          ...strings(p, ['from', 'to', 'caller', 'agent', 'serviceNumber', 'cursor']),
-          includeDestroyed: p.includeDestroyed === true,
-          ...(p.order === 'desc' ? { order: 'desc' as const } : {}),
-          ...(typeof p.limit === 'number' ? { limit: p.limit } : {}),
-        }),
-      ),
+      'users.add': as((actor, p) => s.users.add(actor, checked<NewUser>(REQUEST.newUser, pick(p, ['username', 'displayName', 'roles', 'agentId', 'password'])))),
+      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', checked<UserChange>(REQUEST.userChange, pick(p, ['displayName', 'roles', 'agentId', 'disabled', 'unlock'])))),
+      'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', checked<{ password: string }>(REQUEST.reset, pick(p, ['password'])).password)),
+      'account.password': as((actor, p) => {
+        const c = checked<{ currentPassword: string; password: string }>(REQUEST.change, pick(p, ['currentPassword', 'password']));
+        return s.users.changeOwnPassword(actor, c.currentPassword, c.password);
+      }),
+      'calls.search': as((actor, p) => s.calls.search(actor, checked<SearchParams>(REQUEST.search, pick(p, ['from', 'to', 'serviceNumber', 'agent', 'caller', 'includeDestroyed', 'order', 'limit', 'cursor'])))),
       'calls.show': as((actor, p) => s.calls.show(actor, str(p, 'id') ?? '')),
       'calls.export': as(async (actor, p) => {
         const format = str(p, 'format');
         if (format !== 'opus' && format !== 'wav') throw new ServiceError('bad_request', 'format: opus or wav');
         return { data: (await s.calls.export(actor, str(p, 'id') ?? '', format)).toString('base64') };
       }),
-      'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', str(p, 'reason') ?? '')),
-      'calls.training': as((actor, p) => s.calls.markTraining(actor, str(p, 'id') ?? '', p.marked !== false)),
+      'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', checked<{ reason: string }>(REQUEST.destroy, pick(p, ['reason'])).reason)),
+      'calls.training': as((actor, p) => s.calls.markTraining(actor, str(p, 'id') ?? '', checked<{ marked: boolean }>(REQUEST.training, pick(p, ['marked'])).marked)),
       'verify.ids': as((actor) => s.calls.verifiableIds(actor)),
       verify: as((actor, p) => s.calls.verify(actor, str(p, 'id') ?? '')),
       'keys.rotate': as((actor) => s.system.rotateKeys(actor)),
       status: as((actor) => s.system.status(actor)),
       /** For plain output: the display time zone (any logged-in person). */
       display: as(async () => ({ displayTimeZone: this.cfg.display.timeZone })),
-      'audit.search': as((actor, p) => s.audit.search(actor, { ...strings(p, ['from', 'to', 'user', 'action', 'target']), ...(typeof p.afterSeq === 'number' ? { afterSeq: p.afterSeq } : {}), ...(typeof p.limit === 'number' ? { limit: p.limit } : {}) })),
+      'audit.search': as((actor, p) => s.audit.search(actor, checked<AuditSearchParams>(REQUEST.audit, pick(p, ['from', 'to', 'user', 'action', 'target', 'afterSeq', 'limit'])))),
       'audit.verify': as((actor, p) => s.audit.verify(actor, Array.isArray(p.heads) ? (p.heads as Array<{ seq: number; hash: string }>) : [])),
     };
   }

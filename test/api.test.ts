@@ -463,3 +463,28 @@ t.test('a Host this listener is not (DNS rebinding) is refused; IP literals, loc
   t.equal(await get('localhost'), 200);
   t.equal(await get((await import('node:os')).hostname()), 200);
 });
+
+t.test('from a second break-in attempt: what a person types into a URL or a filter is kept only if it is an id or an account', async (t) => {
+  t.equal((await api.req('GET', '/api/v1/calls/0405550100', { token: T.manager })).status, 404, 'a number where an id belongs');
+  t.equal((await api.req('GET', '/api/v1/calls/358405550100/audio', { token: T.aino })).status, 404);
+  t.equal((await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { from: '+358 40 555 0100' } })).status, 400, 'a number as a time');
+  t.equal((await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { target: '0405550100', user: 'Typed-Secret-Word', action: 'no such action!' } })).status, 200);
+  t.equal((await api.req('PATCH', '/api/v1/users/Typed-Secret-Word', { token: T.admin, body: { displayName: 'x' } })).status, 404, 'a password typed as a user name');
+  t.equal((await api.req('PUT', '/api/v1/users/Typed-Secret-Word/password', { token: T.admin, body: { password: PASSWORD } })).status, 404);
+  const { callDaemon } = await import('../daemon/cli/ControlClient.js');
+  await t.rejects(callDaemon(socket, 'audit.search', { afterSeq: -5 }, tokens['first.admin']), { code: 'bad_request' }, 'the socket checks params against the API\'s schemas: afterSeq >= 0');
+  await t.rejects(callDaemon(socket, 'users.update', { username: 'quinn.quality', disabled: 'yes' }, tokens['first.admin']), { code: 'bad_request' }, 'disabled: a boolean');
+  await t.rejects(callDaemon(socket, 'calls.search', { limit: 5000 }, tokens['maria.manager']), { code: 'bad_request' }, 'limit within the schema\'s bounds');
+
+  type Entry = { action: string; target?: string; details?: Record<string, unknown> };
+  const entries: Entry[] = [];
+  for (const action of ['users.password_reset', 'calls.view', 'audit.search']) entries.push(...((await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { action, limit: 1000 } })).json.entries as Entry[]));
+  const last = (action: string) => entries.filter((e) => e.action === action).at(-1)!;
+  t.equal(last('users.password_reset').target, '(no such user)');
+  t.ok(entries.some((e) => e.action === 'calls.view' && e.target === '(not an id)'), 'a number as a call id is kept as (not an id)');
+  t.ok(entries.some((e) => e.action === 'audit.search' && e.details?.from === '(not a time)'));
+  t.ok(entries.some((e) => e.action === 'audit.search' && e.details?.target === '(not an id)' && e.details?.user === '(no such user)' && e.details?.action === '(not an action)'));
+  t.ok(entries.some((e) => e.action === 'audit.search' && e.details?.target === 'victim.user' && e.details?.action === 'users.update'), 'real names, ids and actions are kept');
+  const raw = readFileSync(join(td.cfg.dataDir, 'audit', 'trail.jsonl'), 'utf8');
+  for (const needle of ['405550100', '555 0100', 'Typed-Secret-Word', 'no such action!']) t.notOk(raw.includes(needle), `the trail holds no ${needle}`);
+});

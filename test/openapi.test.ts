@@ -13,7 +13,7 @@ import { apiClient, type ApiAnswer } from './helpers/api.js';
 
 /*
  * docs/openapi.yaml against the running server: (a) the same routes, no more and no fewer; (b) the same
- * request schemas (docs/schemas/api-requests.schema.json, as daemon/api/v1/routes.ts compiles them);
+ * request schemas (docs/schemas/api-requests.schema.json, as daemon/services/requests.ts compiles them);
  * (c) every operation called for real, with the roles the permission matrix allows and refuses, plus
  * error answers, and every answer's status, headers and body held against what the document says.
  */
@@ -311,13 +311,15 @@ t.test('(a) the document has exactly the routes the server has', async (t) => {
 
 t.test('(b) request bodies: the same schemas as the server validates with', async (t) => {
   const requests = schemaFile('schemas/api-requests.schema.json');
-  // What daemon/api/v1/routes.ts compiles (`V.x = schema('Name')`) and which route body() uses which.
+  // What daemon/services/requests.ts compiles (`x: schema('Name')`, both doors' table, which routes.ts
+  // calls V) and which route body() uses which.
   const src = readFileSync(resolve('daemon/api/v1/routes.ts'), 'utf8');
-  const vBlock = /const V = \{([\s\S]*?)\n\};/.exec(src)?.[1];
-  t.ok(vBlock, 'routes.ts has its table of compiled schemas (const V = {...})');
+  t.match(src, /\bconst V = REQUEST;/, 'routes.ts validates with the shared table');
+  const vBlock = /export const REQUEST = \{([\s\S]*?)\n\} as const;/.exec(readFileSync(resolve('daemon/services/requests.ts'), 'utf8'))?.[1];
+  t.ok(vBlock, 'requests.ts has its table of compiled schemas (export const REQUEST = {...})');
   const V = new Map([...(vBlock ?? '').matchAll(/(\w+):\s*schema\('(\w+)'\)/g)].map((m) => [m[1]!, m[2]!]));
-  t.ok(V.size >= 8, `${V.size} schemas compiled by routes.ts`);
-  for (const name of V.values()) t.ok(requests.$defs[name], `routes.ts compiles $defs/${name}, which exists`);
+  t.ok(V.size >= 8, `${V.size} schemas compiled by requests.ts`);
+  for (const name of V.values()) t.ok(requests.$defs[name], `requests.ts compiles $defs/${name}, which exists`);
   const regs = [...src.matchAll(/\br\.(get|post|put|patch|delete|head)\(\s*'([^']+)'/g)];
   const byRoute = new Map<string, string[]>();
   regs.forEach((m, i) => {

@@ -89,7 +89,7 @@ export class CallService {
   }
 
   async show(actor: Actor, id: string): Promise<PresentedRecord | RecordingRecord> {
-    return this.guard.run(actor, 'calls.view', 'calls.search', { target: id }, async (scope) => {
+    return this.guard.run(actor, 'calls.view', 'calls.search', { target: recordingTarget(id) }, async (scope) => {
       const rec = await this.reachable(actor, scope, id, true);
       return isTombstone(rec) ? rec : presentRecord(rec, this.guard.scope(actor, 'calls.subjectRequests') !== null);
     });
@@ -121,7 +121,7 @@ export class CallService {
       const scope = this.guard.scope(actor, 'calls.listen');
       if (scope) return open(scope);
     }
-    const handle = await this.guard.run(actor, 'calls.listen', 'calls.listen', { target: id }, open);
+    const handle = await this.guard.run(actor, 'calls.listen', 'calls.listen', { target: recordingTarget(id) }, open);
     this.heard.set(key, now);
     if (this.heard.size > 10_000) for (const [k, t] of this.heard) if (now - t > 600_000) this.heard.delete(k);
     return handle;
@@ -129,7 +129,7 @@ export class CallService {
 
   /** The recording's audio as Ogg Opus, or decoded to WAV at the line's rate; checked against its hashes. */
   async export(actor: Actor, id: string, format: 'opus' | 'wav'): Promise<Buffer> {
-    return this.guard.run(actor, 'calls.export', 'calls.export', { target: id, details: { format } }, async (scope) => {
+    return this.guard.run(actor, 'calls.export', 'calls.export', { target: recordingTarget(id), details: { format } }, async (scope) => {
       const rec = await this.finished(await this.reachable(actor, scope, id, false), id);
       const bytes = await this.plainAudio(rec);
       return format === 'opus' ? bytes : wavBytes(decodeOggOpus(bytes, rec.codec.sampleRate));
@@ -138,7 +138,7 @@ export class CallService {
 
   /** Marks a finished call as training material, or takes the mark off (the flag `training`). */
   async markTraining(actor: Actor, id: string, marked: boolean): Promise<PresentedRecord> {
-    return this.guard.run(actor, 'calls.training', 'calls.markTraining', { mutates: true, target: id, details: { marked } }, async (scope) => {
+    return this.guard.run(actor, 'calls.training', 'calls.markTraining', { mutates: true, target: recordingTarget(id), details: { marked } }, async (scope) => {
       const rec = await this.finished(await this.reachable(actor, scope, id, false), id);
       const flags = rec.flags.filter((f) => f !== TRAINING);
       if (marked) flags.push(TRAINING);
@@ -151,7 +151,7 @@ export class CallService {
   /** Destroys a recording for good (an objection); retention uses the same Destroyer. */
   async destroy(actor: Actor, id: string, reason: string): Promise<RecordingRecord> {
     // The reason stays with the tombstone; the trail keeps only its length (free text may name people).
-    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { mutates: true, target: id, details: { reasonChars: reason.length } }, async (scope) => {
+    return this.guard.run(actor, 'calls.destroy', 'calls.destroy', { mutates: true, target: recordingTarget(id), details: { reasonChars: reason.length } }, async (scope) => {
       if (!reason.trim()) throw new ServiceError('bad_request', 'a reason is required');
       if (reason.length > 200) throw new ServiceError('bad_request', 'a reason has at most 200 characters (why, never who)');
       const rec = await this.reachable(actor, scope, id, true);
@@ -172,7 +172,7 @@ export class CallService {
 
   /** Rechecks one recording: stored hash, every segment's tag, the plain audio's hash. Opens no content to the caller. */
   async verify(actor: Actor, id: string): Promise<{ id: string; ok: boolean; problem?: string }> {
-    return this.guard.run(actor, 'system.verify', 'system.verify', { target: id }, async () => {
+    return this.guard.run(actor, 'system.verify', 'system.verify', { target: recordingTarget(id) }, async () => {
       const rec = await this.byId(id);
       if (isTombstone(rec)) return { id, ok: true };
       try {
@@ -277,3 +277,8 @@ export function toUtcBound(value: string, name: string): string {
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A recording id as the trail keeps it; anything else a client typed (a number, a path) is not kept. */
+export function recordingTarget(id: string): string {
+  return typeof id === 'string' && RECORDING_ID.test(id) ? id : '(not an id)';
+}

@@ -72,7 +72,8 @@ function outcomeOf(err: unknown): AuditOutcome {
 
 /** A target as the trail keeps it: an id or a user name, or a marker for anything else a client typed. */
 function auditedTarget(t: string): string {
-  return typeof t === 'string' && /^[A-Za-z0-9._@-]{1,128}$/.test(t) ? t : '(not an id)';
+  // The services pass ids, account names, or a marker such as "(no such user)" for what they did not keep.
+  return typeof t === 'string' && /^(?:[A-Za-z0-9._@-]{1,128}|\([a-z ]{1,32}\))$/.test(t) ? t : '(not an id)';
 }
 
 /**

@@ -86,7 +86,7 @@ export class UserService {
   }
 
   async update(actor: Actor, username: string, c: UserChange): Promise<PublicUser> {
-    return this.guard.run(actor, 'users.update', 'users.manage', { mutates: true, target: username, details: changeForAudit(c) }, async () => {
+    return this.guard.run(actor, 'users.update', 'users.manage', { mutates: true, target: await this.knownName(username), details: changeForAudit(c) }, async () => {
       if (username === actor.username && (c.roles !== undefined || c.agentId !== undefined || c.disabled === true)) {
         // Separation of duties: an administrator cannot give themself call access (or lock themself out).
         throw new ServiceError('conflict', 'an administrator cannot change their own roles, adviser id or enabled state: another administrator must');
@@ -110,7 +110,7 @@ export class UserService {
 
   /** An administrator sets a new password (a forgotten one); the user's sessions end. */
   async resetPassword(actor: Actor, username: string, password: string): Promise<void> {
-    return this.guard.run(actor, 'users.password_reset', 'users.manage', { mutates: true, target: username }, async () => {
+    return this.guard.run(actor, 'users.password_reset', 'users.manage', { mutates: true, target: await this.knownName(username) }, async () => {
       await this.existing(username);
       await this.setPassword(username, password);
       this.sessions.endAllOf(username);
@@ -160,6 +160,11 @@ export class UserService {
     const now = new Date().toISOString();
     const done = await this.users.update(username, (u) => ({ ...u, passwordHash, passwordChangedAt: now, updatedAt: now }));
     if (!done) throw new ServiceError('not_found', `no user ${username}`);
+  }
+
+  /** An account's name as the trail keeps it: only a name that is an account (not whatever was typed, a password say). */
+  async knownName(username: string): Promise<string> {
+    return typeof username === 'string' && username.length > 0 && username.length <= 64 && (await this.users.get(username)) ? username : '(no such user)';
   }
 
   private async existing(username: string): Promise<User> {

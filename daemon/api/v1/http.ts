@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ValidateFunction } from 'ajv';
 import { ServiceError, type ServiceErrorCode } from '../../services/errors.js';
+import { checked } from '../../services/requests.js';
 
 /** Stable error codes to HTTP statuses (docs/api.md lists them). */
 const STATUS: Record<ServiceErrorCode, number> = {
@@ -50,12 +51,5 @@ export const route =
 
 /** The JSON body, checked against its documented schema (unknown fields, wrong types: 400 naming the field). */
 export function body<T>(req: Request, validate: ValidateFunction): T {
-  const b: unknown = req.body ?? {};
-  if (!validate(b)) {
-    const e = validate.errors?.[0];
-    const where = e?.instancePath ? e.instancePath.slice(1).replaceAll('/', '.') : 'body';
-    const extra = e?.keyword === 'additionalProperties' ? `: unknown field ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}` : ` ${e?.message ?? 'is not valid'}`;
-    throw new HttpError(400, 'bad_request', `${where}${extra}`);
-  }
-  return b as T;
+  return checked<T>(validate, req.body ?? {});
 }

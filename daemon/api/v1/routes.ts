@@ -1,6 +1,5 @@
-import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response, type Router } from 'express';
-import { compileSchemaDef } from '../../config/jsonSchema.js';
+import { REQUEST } from '../../services/requests.js';
 import type { Services } from '../../services/Services.js';
 import type { SearchParams } from '../../services/CallService.js';
 import type { AuditSearchParams } from '../../services/AuditService.js';
@@ -9,20 +8,7 @@ import { auth, authenticate, clientAddress, SESSION_COOKIE, sameOrigin } from '.
 import { parseRange } from './byteRange.js';
 import { body, HttpError, route } from './http.js';
 
-const schemaFile = fileURLToPath(new URL('../../../../docs/schemas/api-requests.schema.json', import.meta.url));
-const schema = (name: string) => compileSchemaDef(schemaFile, name);
-const V = {
-  login: schema('LoginRequest'),
-  search: schema('CallSearchRequest'),
-  destroy: schema('DestroyRequest'),
-  training: schema('TrainingMarkRequest'),
-  newUser: schema('NewUserRequest'),
-  userChange: schema('UserChangeRequest'),
-  reset: schema('PasswordResetRequest'),
-  change: schema('PasswordChangeRequest'),
-  audit: schema('AuditSearchRequest'),
-  empty: schema('Empty'),
-};
+const V = REQUEST;
 
 export interface ApiOptions {
   tls: boolean;
