@@ -91,7 +91,7 @@ t.test('a manager searches, pages with a cursor, reads metadata; numbers travel 
   t.same(byAgent.json.items.map((m: RecordingMeta) => m.id), [b1.id]);
   const show = await api.req('GET', `/api/v1/calls/${a1.id}`, { token: T.manager });
   t.same(show.json, { ...a1, callerMasked: false });
-  t.equal((await api.req('GET', '/api/v1/calls/search', { token: T.manager })).status, 404, 'search is POST only: no query string with numbers in access logs');
+  t.equal((await api.req('GET', '/api/v1/calls/search', { token: T.manager })).status, 405, 'search is POST only: no query string with numbers in access logs');
 });
 
 t.test('restricted presentation: masked for quality, shown to the manager (subject requests); a masked number cannot be searched', async (t) => {
@@ -466,6 +466,9 @@ t.test('a Host this listener is not (DNS rebinding) is refused; IP literals, loc
 
 t.test('from a second break-in attempt: what a person types into a URL or a filter is kept only if it is an id or an account', async (t) => {
   t.equal((await api.req('GET', '/api/v1/calls/0405550100', { token: T.manager })).status, 404, 'a number where an id belongs');
+  const getSearch = await api.req('GET', '/api/v1/calls/search', { token: T.manager });
+  t.equal(getSearch.status, 405, 'GET /calls/search: search is a POST, not a recording called "search"');
+  t.equal(getSearch.headers.get('allow'), 'POST');
   t.equal((await api.req('GET', '/api/v1/calls/358405550100/audio', { token: T.aino })).status, 404);
   t.equal((await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { from: '+358 40 555 0100' } })).status, 400, 'a number as a time');
   t.equal((await api.req('POST', '/api/v1/audit/search', { token: T.admin, body: { target: '0405550100', user: 'Typed-Secret-Word', action: 'no such action!' } })).status, 200);

@@ -93,6 +93,9 @@ t.test('an administrator manages accounts from the CLI; people change their own 
   t.same(list.map((u) => u.username).sort(), ['aino', 'boss']);
   const other = { XDG_RUNTIME_DIR: mkdtempSync(join(tmpdir(), 'callrec-run-')) };
   t.equal((await runCli(['--socket', socket, 'login', 'aino', '--password-stdin'], other, `${PASSWORD}\n`)).code, 0);
+  const notAdmin = await runCli(['--socket', socket, 'users', 'add', 'second.admin', '--role', 'admin', '--password-stdin'], other, `${PASSWORD}\n`);
+  t.not(notAdmin.code, 0, 'an agent may not add an administrator');
+  t.match(notAdmin.stderr, /do not allow users\.manage: to add the first administrator, run `callrec logout`/, 'and is told how the first administrator is made');
   t.equal((await runCli(['--socket', socket, 'passwd', '--password-stdin'], other, `${PASSWORD}\nanother long passphrase\n`)).code, 0);
   t.equal((await runCli(['--socket', socket, 'login', 'aino', '--password-stdin'], other, 'another long passphrase\n')).code, 0, 'the new password works');
   t.equal((await cli(['users', 'update', 'aino', '--disable'])).code, 0);

@@ -480,7 +480,7 @@ t.test('(c) calls: 404 for missing, odd and out-of-scope ids; masking; cursors; 
   await hit(t, 'GET /api/v1/calls/{id}/audio', { path: `/api/v1/calls/${c2.id}/audio`, token: TOKEN.agent, status: 404, code: 'not_found' });
   await hit(t, 'PATCH /api/v1/users/{username}', { path: '/api/v1/users/nobody.here', token: TOKEN.admin, body: { displayName: 'x' }, status: 404, code: 'not_found' });
   await hit(t, 'PUT /api/v1/users/{username}/password', { path: '/api/v1/users/nobody.here/password', token: TOKEN.admin, body: { password: PASSWORD }, status: 404, code: 'not_found' });
-  t.equal((await api.req('GET', '/api/v1/calls/search', { token: TOKEN.manager })).status, 404, 'search is POST only (no numbers in URLs)');
+  t.equal((await api.req('GET', '/api/v1/calls/search', { token: TOKEN.manager })).status, 405, 'search is POST only (no numbers in URLs)');
 
   // Masking: a hidden number for quality (and the agent's search), shown to the manager (subject requests).
   const masked = await hit(t, 'GET /api/v1/calls/{id}', { path: `/api/v1/calls/${c2.id}`, token: TOKEN.quality, status: 200 });

@@ -34,7 +34,13 @@ export async function users(call: Call, hasSession: boolean, verb: string | unde
       if (roles.length === 0) throw new UsageError('users add: at least one --role');
       const params = { username: name, roles, password: await password(), ...(v['agent-id'] ? { agentId: v['agent-id'] } : {}), ...(v['display-name'] ? { displayName: v['display-name'] } : {}) };
       // No session: the only way in is the first administrator, which the daemon allows to root and the service group.
-      const made = (await call(hasSession ? 'users.add' : 'users.bootstrap', params)) as UserView;
+      const made = (await call(hasSession ? 'users.add' : 'users.bootstrap', params).catch((err: Error & { code?: string }) => {
+        // Logged in as someone who may not manage accounts (the demo manager, say): the likely aim is the first administrator.
+        if (hasSession && err.code === 'forbidden' && roles.includes('admin')) {
+          err.message += ': to add the first administrator, run `callrec logout` and then this command as root or a member of the service group';
+        }
+        throw err;
+      })) as UserView;
       out(json ? `${JSON.stringify(made, null, 2)}\n` : `added ${userLine(made)}\n`);
       return EXIT.ok;
     }

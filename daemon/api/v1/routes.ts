@@ -58,6 +58,11 @@ export function apiRouter(s: Services, opts: ApiOptions): Router {
     res.json(await s.calls.search(auth(res).actor, body<SearchParams>(req, V.search)));
   }));
   r.get('/calls/:id', route(async (req, res) => {
+    // Search is a POST (numbers never sit in URLs): say so rather than look for a recording called "search".
+    if (param(req, 'id') === 'search') {
+      res.setHeader('Allow', 'POST');
+      throw new HttpError(405, 'method_not_allowed', 'call search is POST /api/v1/calls/search with a JSON body');
+    }
     res.json(await s.calls.show(auth(res).actor, param(req, 'id')));
   }));
   r.get('/calls/:id/audio', route(async (req, res) => sendAudio(s, req, res)));
