@@ -6,7 +6,7 @@ import { CallManager } from './calls/CallManager.js';
 import { ControlServer } from './control/ControlServer.js';
 import { AudioPath } from './recorder/AudioPath.js';
 import { CallService, type SearchParams } from './services/CallService.js';
-import { checked, REQUEST } from './services/requests.js';
+import { paramsFor, REQUEST } from './services/requests.js';
 import { ServiceError } from './services/errors.js';
 import { AuditTrail, type AuditActor } from './access/AuditTrail.js';
 import { LoginGuard } from './access/LoginGuard.js';
@@ -279,7 +279,6 @@ export class Daemon {
       async (p: Record<string, unknown>, ctx: ControlContext): Promise<unknown> =>
         fn((await s.sessions.resolve(ctx.session, 'cli', from(ctx))).actor, p, ctx);
     // The socket's params are checked against the API's request schemas (services/requests.ts).
-    const pick = (p: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => p[k] !== undefined).map((k) => [k, p[k]]));
     return {
       'session.login': async (p, ctx) => {
         const r = await s.sessions.login(p.username, p.password, 'cli', from(ctx));
@@ -300,29 +299,29 @@ export class Daemon {
         return s.users.bootstrapAdmin(peer, { username: str(p, 'username') ?? '', roles: ['admin'], password: str(p, 'password') ?? '', ...(str(p, 'displayName') ? { displayName: str(p, 'displayName')! } : {}) });
       },
       'users.list': as((actor) => s.users.list(actor)),
-      'users.add': as((actor, p) => s.users.add(actor, checked<NewUser>(REQUEST.newUser, pick(p, ['username', 'displayName', 'roles', 'agentId', 'password'])))),
-      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', checked<UserChange>(REQUEST.userChange, pick(p, ['displayName', 'roles', 'agentId', 'disabled', 'unlock'])))),
-      'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', checked<{ password: string }>(REQUEST.reset, pick(p, ['password'])).password)),
+      'users.add': as((actor, p) => s.users.add(actor, paramsFor<NewUser>(REQUEST.newUser, p))),
+      'users.update': as((actor, p) => s.users.update(actor, str(p, 'username') ?? '', paramsFor<UserChange>(REQUEST.userChange, p))),
+      'users.password': as((actor, p) => s.users.resetPassword(actor, str(p, 'username') ?? '', paramsFor<{ password: string }>(REQUEST.reset, p).password)),
       'account.password': as((actor, p) => {
-        const c = checked<{ currentPassword: string; password: string }>(REQUEST.change, pick(p, ['currentPassword', 'password']));
+        const c = paramsFor<{ currentPassword: string; password: string }>(REQUEST.change, p);
         return s.users.changeOwnPassword(actor, c.currentPassword, c.password);
       }),
-      'calls.search': as((actor, p) => s.calls.search(actor, checked<SearchParams>(REQUEST.search, pick(p, ['from', 'to', 'serviceNumber', 'agent', 'caller', 'includeDestroyed', 'order', 'limit', 'cursor'])))),
+      'calls.search': as((actor, p) => s.calls.search(actor, paramsFor<SearchParams>(REQUEST.search, p))),
       'calls.show': as((actor, p) => s.calls.show(actor, str(p, 'id') ?? '')),
       'calls.export': as(async (actor, p) => {
         const format = str(p, 'format');
         if (format !== 'opus' && format !== 'wav') throw new ServiceError('bad_request', 'format: opus or wav');
         return { data: (await s.calls.export(actor, str(p, 'id') ?? '', format)).toString('base64') };
       }),
-      'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', checked<{ reason: string }>(REQUEST.destroy, pick(p, ['reason'])).reason)),
-      'calls.training': as((actor, p) => s.calls.markTraining(actor, str(p, 'id') ?? '', checked<{ marked: boolean }>(REQUEST.training, pick(p, ['marked'])).marked)),
+      'calls.destroy': as((actor, p) => s.calls.destroy(actor, str(p, 'id') ?? '', paramsFor<{ reason: string }>(REQUEST.destroy, p).reason)),
+      'calls.training': as((actor, p) => s.calls.markTraining(actor, str(p, 'id') ?? '', paramsFor<{ marked: boolean }>(REQUEST.training, p).marked)),
       'verify.ids': as((actor) => s.calls.verifiableIds(actor)),
       verify: as((actor, p) => s.calls.verify(actor, str(p, 'id') ?? '')),
       'keys.rotate': as((actor) => s.system.rotateKeys(actor)),
       status: as((actor) => s.system.status(actor)),
       /** For plain output: the display time zone (any logged-in person). */
       display: as(async () => ({ displayTimeZone: this.cfg.display.timeZone })),
-      'audit.search': as((actor, p) => s.audit.search(actor, checked<AuditSearchParams>(REQUEST.audit, pick(p, ['from', 'to', 'user', 'action', 'target', 'afterSeq', 'limit'])))),
+      'audit.search': as((actor, p) => s.audit.search(actor, paramsFor<AuditSearchParams>(REQUEST.audit, p))),
       'audit.verify': as((actor, p) => s.audit.verify(actor, Array.isArray(p.heads) ? (p.heads as Array<{ seq: number; hash: string }>) : [])),
     };
   }

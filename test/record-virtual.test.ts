@@ -75,6 +75,7 @@ t.test('three overlapping calls, one across a 1.5 s blocked main thread, each ho
     }));
   }
   const tracks = [track(0), track(1), [track(6), track(7)]] as const;
+  const card = td.daemon.path.deviceOf('v0') as VirtualCard;
   for (const [i, c] of calls.entries()) {
     const m = metas[i]!;
     const ev = events[c.callId]!;
@@ -92,7 +93,6 @@ t.test('three overlapping calls, one across a 1.5 s blocked main thread, each ho
     t.ok(Math.abs(frames - (m.durationMs! * 8000) / 1000) <= 4, `${c.line}: decodes to ${frames} frames for ${m.durationMs} ms`);
     // Where the call truly began on the card: the virtual card's own clock at the recording's start time
     // (the wall time put on the monotonic clock the card runs on), not the daemon's estimate of it.
-    const card = td.daemon.path.deviceOf('v0') as VirtualCard;
     const startFrame = Math.round(card.frameAtMonotonic(Date.parse(m.startedAt) - (Date.now() - performance.now())));
     const n = pcm.samples.length / pcm.channels;
     const mine = Array.isArray(tracks[i]) ? (tracks[i] as Int16Array[]) : [tracks[i] as Int16Array];

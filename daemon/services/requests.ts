@@ -34,3 +34,12 @@ export function checked<T>(validate: ValidateFunction, value: unknown): T {
   }
   return value as T;
 }
+
+/**
+ * A request's fields picked out of socket params (which also carry what the API has in its URL, such as
+ * a call id or a user name), by the schema's own properties, then checked as `checked` does.
+ */
+export function paramsFor<T>(validate: ValidateFunction, params: Record<string, unknown>): T {
+  const fields = Object.keys((validate.schema as { properties?: Record<string, unknown> }).properties ?? {});
+  return checked<T>(validate, Object.fromEntries(fields.filter((k) => params[k] !== undefined).map((k) => [k, params[k]])));
+}
